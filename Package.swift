@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "volt-vmm",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "volt-vmm", targets: ["VMMMain"]),
+        .executable(name: "volt-blk-worker", targets: ["BlockWorker"]),
+        .executable(name: "volt-net-worker", targets: ["NetWorker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // Only what Swift cannot import: ioctl request macros, variadic syscalls, CMSG.
+        .target(name: "CShim"),
+        .target(
+            name: "IPC",
+            dependencies: ["CShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .executableTarget(
+            name: "VMMMain",
+            dependencies: [
+                "CShim", "IPC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(name: "BlockWorker", dependencies: ["CShim", "IPC"]),
+        .executableTarget(name: "NetWorker", dependencies: ["CShim", "IPC"]),
+        .testTarget(
+            name: "VMMMainTests",
+            dependencies: ["VMMMain", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

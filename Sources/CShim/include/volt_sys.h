@@ -1,0 +1,34 @@
+// Syscalls and libc entry points Swift's Glibc module does not expose
+// (it is built without _GNU_SOURCE, and variadic functions are not importable).
+// Convention: every function returns >= 0 on success or -errno; callers never read errno.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+int volt_ioctl(int fd, unsigned long request, void *arg);
+int volt_ioctl_int(int fd, unsigned long request, unsigned long arg);
+int volt_memfd_create(const char *name, unsigned int flags);
+int volt_eventfd(unsigned int initval, int flags);
+int volt_pipe2(int fds[2], int flags);
+int volt_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
+int volt_pidfd_open(pid_t pid);
+/// Blocks signal `sig` in the calling thread's mask (so only a chosen thread receives it).
+int volt_block_signal(int sig);
+int volt_unblock_signal(int sig);
+/// Installs a no-op handler for `sig` without SA_RESTART, so a blocking syscall in a
+/// thread that receives it returns EINTR (used to kick vCPUs out of KVM_RUN).
+int volt_install_kick_handler(int sig);
+/// pthread_kill wrapper returning -errno.
+int volt_thread_kill(unsigned long thread, int sig);
+unsigned long volt_thread_self(void);
+/// Monotonic nanoseconds (CLOCK_MONOTONIC).
+uint64_t volt_monotonic_ns(void);
+
+#define VOLT_MFD_CLOEXEC 0x0001U
+#define VOLT_MFD_ALLOW_SEALING 0x0002U
+#define VOLT_EFD_CLOEXEC 02000000
+#define VOLT_EFD_NONBLOCK 04000
+#define VOLT_PR_SET_NAME 15
+#define VOLT_PR_SET_PDEATHSIG 1
+#define VOLT_PR_SET_NO_NEW_PRIVS 38

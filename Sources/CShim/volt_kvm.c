@@ -1,0 +1,43 @@
+#ifdef __linux__
+#include "volt_kvm.h"
+#include <stdlib.h>
+
+const unsigned long VOLT_KVM_GET_API_VERSION = KVM_GET_API_VERSION;
+const unsigned long VOLT_KVM_CREATE_VM = KVM_CREATE_VM;
+const unsigned long VOLT_KVM_CHECK_EXTENSION = KVM_CHECK_EXTENSION;
+const unsigned long VOLT_KVM_GET_VCPU_MMAP_SIZE = KVM_GET_VCPU_MMAP_SIZE;
+const unsigned long VOLT_KVM_GET_SUPPORTED_CPUID = KVM_GET_SUPPORTED_CPUID;
+const unsigned long VOLT_KVM_GET_MSR_INDEX_LIST = KVM_GET_MSR_INDEX_LIST;
+const unsigned long VOLT_KVM_SET_USER_MEMORY_REGION = KVM_SET_USER_MEMORY_REGION;
+const unsigned long VOLT_KVM_SET_TSS_ADDR = KVM_SET_TSS_ADDR;
+const unsigned long VOLT_KVM_SET_IDENTITY_MAP_ADDR = KVM_SET_IDENTITY_MAP_ADDR;
+const unsigned long VOLT_KVM_CREATE_IRQCHIP = KVM_CREATE_IRQCHIP;
+const unsigned long VOLT_KVM_CREATE_PIT2 = KVM_CREATE_PIT2;
+const unsigned long VOLT_KVM_IRQ_LINE = KVM_IRQ_LINE;
+const unsigned long VOLT_KVM_IRQFD = KVM_IRQFD;
+const unsigned long VOLT_KVM_IOEVENTFD = KVM_IOEVENTFD;
+const unsigned long VOLT_KVM_CREATE_VCPU = KVM_CREATE_VCPU;
+const unsigned long VOLT_KVM_RUN = KVM_RUN;
+const unsigned long VOLT_KVM_GET_REGS = KVM_GET_REGS;
+const unsigned long VOLT_KVM_SET_REGS = KVM_SET_REGS;
+const unsigned long VOLT_KVM_GET_SREGS = KVM_GET_SREGS;
+const unsigned long VOLT_KVM_SET_SREGS = KVM_SET_SREGS;
+const unsigned long VOLT_KVM_SET_MSRS = KVM_SET_MSRS;
+const unsigned long VOLT_KVM_SET_CPUID2 = KVM_SET_CPUID2;
+const unsigned long VOLT_KVM_SET_FPU = KVM_SET_FPU;
+const unsigned long VOLT_KVM_GET_LAPIC = KVM_GET_LAPIC;
+const unsigned long VOLT_KVM_SET_LAPIC = KVM_SET_LAPIC;
+
+struct kvm_cpuid2 *volt_cpuid2_alloc(uint32_t n) {
+    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
+    if (c) c->nent = n;
+    return c;
+}
+struct kvm_msrs *volt_msrs_alloc(uint32_t n) {
+    struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(struct kvm_msr_entry));
+    if (m) m->nmsrs = n;
+    return m;
+}
+struct kvm_cpuid_entry2 *volt_cpuid2_entries(struct kvm_cpuid2 *c) { return c->entries; }
+struct kvm_msr_entry *volt_msrs_entries(struct kvm_msrs *m) { return m->entries; }
+#endif

@@ -1,0 +1,53 @@
+#ifdef __linux__
+#define _GNU_SOURCE
+#include "volt_sys.h"
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static int ret(long r) { return r < 0 ? -errno : (int)r; }
+
+int volt_ioctl(int fd, unsigned long request, void *arg) { return ret(ioctl(fd, request, arg)); }
+int volt_ioctl_int(int fd, unsigned long request, unsigned long arg) { return ret(ioctl(fd, request, arg)); }
+int volt_memfd_create(const char *name, unsigned int flags) { return ret(memfd_create(name, flags)); }
+int volt_eventfd(unsigned int initval, int flags) { return ret(eventfd(initval, flags)); }
+int volt_pipe2(int fds[2], int flags) { return ret(pipe2(fds, flags)); }
+int volt_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5) {
+    return ret(prctl(option, a2, a3, a4, a5));
+}
+int volt_pidfd_open(pid_t pid) { return ret(syscall(SYS_pidfd_open, pid, 0)); }
+
+int volt_block_signal(int sig) {
+    sigset_t s; sigemptyset(&s); sigaddset(&s, sig);
+    return -pthread_sigmask(SIG_BLOCK, &s, NULL);
+}
+int volt_unblock_signal(int sig) {
+    sigset_t s; sigemptyset(&s); sigaddset(&s, sig);
+    return -pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+}
+static void kick_handler(int sig) { (void)sig; }
+int volt_install_kick_handler(int sig) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = kick_handler;   // no SA_RESTART: KVM_RUN returns EINTR
+    sigemptyset(&sa.sa_mask);
+    return ret(sigaction(sig, &sa, NULL));
+}
+int volt_thread_kill(unsigned long thread, int sig) { return -pthread_kill((pthread_t)thread, sig); }
+unsigned long volt_thread_self(void) { return (unsigned long)pthread_self(); }
+
+static uint64_t clock_ns(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+uint64_t volt_monotonic_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+#endif
