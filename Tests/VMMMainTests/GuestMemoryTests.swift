@@ -30,3 +30,24 @@ import Testing
         #expect(throws: GuestMemoryError.self) { try GuestMemory(size: (32 << 20) + 1) }
     }
 }
+
+@Suite struct E820Tests {
+    @Test func smallGuestHasLowAndHighRAM() {
+        let map = E820Entry.map(for: GuestMemory.layout(size: 256 << 20))
+        #expect(map == [
+            .init(address: 0, size: 0x9fc00, kind: .ram),
+            .init(address: 0x9fc00, size: 0x400, kind: .reserved),
+            .init(address: 0xf0000, size: 0x10000, kind: .reserved),
+            .init(address: 0x100000, size: (256 << 20) - 0x100000, kind: .ram),
+        ])
+    }
+
+    @Test func largeGuestSkipsTheMMIOHole() {
+        let map = E820Entry.map(for: GuestMemory.layout(size: 5 << 30))
+        #expect(map.suffix(2) == [
+            .init(address: 0x100000, size: (3 << 30) - 0x100000, kind: .ram),
+            .init(address: 4 << 30, size: 2 << 30, kind: .ram),
+        ])
+        #expect(!map.contains { $0.address < Layout.mmioHoleEnd && $0.address + $0.size > Layout.mmioHoleStart })
+    }
+}
