@@ -50,4 +50,22 @@ static uint64_t clock_ns(clockid_t id) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 uint64_t volt_monotonic_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+static void termination_set(sigset_t *s) {
+    sigemptyset(s);
+    sigaddset(s, SIGINT);
+    sigaddset(s, SIGTERM);
+    sigaddset(s, SIGHUP);
+    sigaddset(s, SIGQUIT);
+}
+int volt_block_termination_signals(void) {
+    sigset_t s; termination_set(&s);
+    return -pthread_sigmask(SIG_BLOCK, &s, NULL);
+}
+int volt_wait_termination_signal(void) {
+    sigset_t s; termination_set(&s);
+    int sig = 0;
+    int r = sigwait(&s, &sig);
+    return r ? -r : sig;
+}
 #endif

@@ -32,3 +32,9 @@ uint64_t volt_monotonic_ns(void);
 #define VOLT_PR_SET_NAME 15
 #define VOLT_PR_SET_PDEATHSIG 1
 #define VOLT_PR_SET_NO_NEW_PRIVS 38
+
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGQUIT in the calling thread (threads created
+/// afterwards inherit the mask), so one thread can take them with volt_wait_termination_signal.
+int volt_block_termination_signals(void);
+/// Waits for one of the signals above; returns its number or -errno.
+int volt_wait_termination_signal(void);

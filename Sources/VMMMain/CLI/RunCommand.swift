@@ -1,12 +1,91 @@
 import ArgumentParser
+import CShim
+import Glibc
+import Logging
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Boot a guest kernel."
+        abstract: "Boot a guest kernel with its serial console on stdin/stdout.",
+        discussion: """
+        The kernel is an ELF vmlinux with a PVH entry note (booted in 32-bit protected mode
+        through PVH) or a bzImage (booted in long mode through the 64-bit boot protocol).
+        --kernel also accepts the name of a kernel built with `volt-vmm kernel build`.
+
+        EXAMPLES
+          volt-vmm run --kernel vmlinux --cmdline "console=ttyS0 reboot=k panic=-1" --memory 256 --vcpus 2
+          volt-vmm run --kernel default --initrd initrd.cpio.gz
+
+        EXIT STATUS
+          0    the guest reset (e.g. Linux with reboot=k) or shut down
+          1    guest crash, triple fault, KVM error, or a runtime failure
+          2    invalid arguments or inputs (the message names the fix)
+          128+N  stopped by signal N (Ctrl-C gives 130)
+        """
     )
 
+    @Option(help: "Kernel image: a vmlinux (PVH) or bzImage path, or a stored kernel name.")
+    var kernel: String
+
+    @Option(help: "Initial ramdisk: a cpio archive, optionally compressed.")
+    var initrd: String?
+
+    @Option(help: "Kernel command line.")
+    var cmdline: String = "console=ttyS0 reboot=k panic=-1"
+
+    @Option(help: "Guest memory in MiB.")
+    var memory: UInt64 = 256
+
+    @Option(help: "Number of vCPUs.")
+    var vcpus: Int = 1
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .notice
+
     func run() throws {
-        throw ValidationError("not implemented yet")
+        let start = volt_monotonic_ns()
+        let logger = LogSetup.logger(level: logLevel)
+        do {
+            let config = try validatedConfig()
+            let outcome = try Machine(config: config, logger: logger, startNanoseconds: start).run()
+            if case .failure = outcome {
+                logger.error("\(outcome)")
+            } else {
+                logger.info("\(outcome)")
+            }
+            throw ExitCode(outcome.exitCode)
+        } catch let error as ExitCode {
+            throw error
+        } catch let error as RunError {
+            fputs("volt-vmm: \(error)\n", stderr)
+            throw ExitCode(error.exitCode)
+        } catch {
+            fputs("volt-vmm: \(error)\n", stderr)
+            throw ExitCode(Self.exitCode(for: error))
+        }
+    }
+
+    /// Input errors (bad files, impossible sizes, no /dev/kvm access) exit 2; the rest 1.
+    static func exitCode(for error: Error) -> Int32 {
+        switch error {
+        case is KVMError: return 1
+        default: return 2
+        }
+    }
+
+    func validatedConfig() throws -> MachineConfig {
+        let hostBytes = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        let minimum = Layout.minimumMemory >> 20
+        guard memory >= minimum else {
+            throw RunError.usage("--memory \(memory): a guest needs at least \(minimum) MiB")
+        }
+        guard memory <= hostBytes >> 20 else {
+            throw RunError.usage("--memory \(memory): the host has only \(hostBytes >> 20) MiB of RAM")
+        }
+        guard vcpus >= 1 else {
+            throw RunError.usage("--vcpus \(vcpus): a VM needs at least one vCPU")
+        }
+        return MachineConfig(kernelPath: kernel, initrdPath: initrd, cmdline: cmdline,
+                             memoryBytes: memory << 20, vcpus: vcpus)
     }
 }

@@ -1,0 +1,60 @@
+import CShim
+import Glibc
+import SystemPackage
+
+/// One KVM VM: its memory slots, the in-kernel interrupt controllers and PIT, interrupt
+/// lines, and vCPU creation.
+final class VirtualMachine: @unchecked Sendable {
+    let fd: Int32
+    let hypervisor: Hypervisor
+
+    init(hypervisor: Hypervisor) throws(KVMError) {
+        self.hypervisor = hypervisor
+        fd = try kvmIoctl(hypervisor.fd, VOLT_KVM_CREATE_VM, value: 0, "CREATE_VM")
+        do {
+            // Intel VMX needs these pages for real-mode emulation; harmless elsewhere.
+            try kvmIoctl(fd, VOLT_KVM_SET_TSS_ADDR, value: UInt(Layout.kvmTSSAddress), "SET_TSS_ADDR")
+            var identity = Layout.kvmIdentityMapAddress
+            try kvmIoctl(fd, VOLT_KVM_SET_IDENTITY_MAP_ADDR, &identity, "SET_IDENTITY_MAP_ADDR")
+            // PIC pair + IOAPIC + LAPICs in the kernel: HLT and interrupt delivery never exit to us.
+            try kvmIoctl(fd, VOLT_KVM_CREATE_IRQCHIP, nil, "CREATE_IRQCHIP")
+            var pit = kvm_pit_config()
+            pit.flags = UInt32(KVM_PIT_SPEAKER_DUMMY)
+            try kvmIoctl(fd, VOLT_KVM_CREATE_PIT2, &pit, "CREATE_PIT2")
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Registers every region of guest memory as a KVM memory slot.
+    func register(memory: GuestMemory) throws(KVMError) {
+        for (slot, region) in memory.regions.enumerated() {
+            var r = kvm_userspace_memory_region(
+                slot: UInt32(slot), flags: 0, guest_phys_addr: region.guestBase,
+                memory_size: region.size, userspace_addr: memory.hostAddress(of: region))
+            try kvmIoctl(fd, VOLT_KVM_SET_USER_MEMORY_REGION, &r, "SET_USER_MEMORY_REGION(slot \(slot))")
+        }
+    }
+
+    /// Drives an interrupt line of the in-kernel PIC/IOAPIC.
+    func setIRQLine(_ irq: UInt32, high: Bool) throws(KVMError) {
+        var level = kvm_irq_level()
+        level.irq = irq
+        level.level = high ? 1 : 0
+        try kvmIoctl(fd, VOLT_KVM_IRQ_LINE, &level, "IRQ_LINE(\(irq))")
+    }
+
+    /// An edge on an ISA interrupt line (the legacy devices' IOAPIC pins are edge-triggered).
+    func pulseIRQ(_ irq: UInt32) throws(KVMError) {
+        try setIRQLine(irq, high: true)
+        try setIRQLine(irq, high: false)
+    }
+
+    func createVCPU(index: Int) throws(KVMError) -> VCPU {
+        let vcpuFD = try kvmIoctl(fd, VOLT_KVM_CREATE_VCPU, value: UInt(index), "CREATE_VCPU(\(index))")
+        return try VCPU(fd: vcpuFD, index: index, mmapSize: try hypervisor.vcpuMmapSize())
+    }
+}

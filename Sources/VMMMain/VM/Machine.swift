@@ -1,0 +1,120 @@
+import CShim
+import Glibc
+import Logging
+
+/// What `volt-vmm run` asks for, already validated against the command line.
+struct MachineConfig {
+    var kernelPath: String
+    var initrdPath: String?
+    var cmdline: String
+    var memoryBytes: UInt64
+    var vcpus: Int
+}
+
+/// Builds a VM from a config, runs it to completion and reports how it ended.
+final class Machine {
+    let config: MachineConfig
+    let logger: Logger
+    let startNanoseconds: UInt64
+
+    init(config: MachineConfig, logger: Logger, startNanoseconds: UInt64) {
+        self.config = config
+        self.logger = logger
+        self.startNanoseconds = startNanoseconds
+    }
+
+    func run() throws -> VMOutcome {
+        let hypervisor = try Hypervisor()
+        let maxVCPUs = min(hypervisor.maxVCPUs, MPTable.maxCPUs)
+        guard (1...maxVCPUs).contains(config.vcpus) else {
+            throw RunError.usage("--vcpus \(config.vcpus): this host's KVM allows 1 to \(maxVCPUs) vCPUs per VM")
+        }
+        let memory = try GuestMemory(size: config.memoryBytes)
+        let vm = try VirtualMachine(hypervisor: hypervisor)
+        try vm.register(memory: memory)
+
+        let entry = try BootLoader.prepare(memory: memory, kernelPath: config.kernelPath,
+                                           initrdPath: config.initrdPath, cmdline: config.cmdline)
+        try MPTable.write(to: memory, vcpuCount: config.vcpus)
+        let supportedCPUID = try CPUID.supported(kvmFD: hypervisor.fd)
+
+        var vcpus: [VCPU] = []
+        for index in 0..<config.vcpus {
+            let vcpu = try vm.createVCPU(index: index)
+            try CPUID.set(vcpuFD: vcpu.fd, entries: CPUID.adjust(supportedCPUID, vcpuIndex: UInt32(index), vcpuCount: UInt32(config.vcpus)))
+            try vcpu.setMSRs(BootRegisters.bootMSRs())
+            var lapic = try vcpu.lapic()
+            BootRegisters.configureLAPIC(&lapic)
+            try vcpu.setLAPIC(lapic)
+            if index == 0 {
+                // Only the boot vCPU gets entry state; the others wait for INIT/SIPI in the kernel's LAPIC.
+                let (regs, sregs) = try BootRegisters.configure(for: entry, memory: memory, base: try vcpu.specialRegisters())
+                try vcpu.setSpecialRegisters(sregs)
+                try vcpu.setRegisters(regs)
+                try vcpu.setFPU(BootRegisters.fpu())
+            }
+            vcpus.append(vcpu)
+        }
+
+        let lifecycle = try Lifecycle()
+        let console = Console()
+        let devices = try legacyDevices(vm: vm, console: console, lifecycle: lifecycle)
+        return try start(vcpus: vcpus, devices: devices, console: console, lifecycle: lifecycle)
+    }
+
+    private struct LegacyDevices {
+        let bus: PortIOBus
+        let serial: Serial8250
+    }
+
+    private func legacyDevices(vm: VirtualMachine, console: Console, lifecycle: Lifecycle) throws -> LegacyDevices {
+        let bus = PortIOBus()
+        let logger = self.logger
+        let serial = Serial8250(output: { console.writeByte($0) }, raiseInterrupt: {
+            do { try vm.pulseIRQ(Layout.serialIRQ) } catch { logger.error("serial interrupt: \(error)") }
+        })
+        try bus.insert(serial, base: Layout.serialPort, count: 8)
+        try bus.insert(I8042(onReset: { lifecycle.finish(.guestReset) }), base: Layout.i8042DataPort, count: 5)
+        try bus.insert(BootTimer(startNanoseconds: startNanoseconds, report: { ms, value in
+            logger.notice("guest boot-timer: \(formatMilliseconds(ms)) ms since start (value \(value))")
+        }), base: Layout.bootTimerPort, count: 1)
+        return LegacyDevices(bus: bus, serial: serial)
+    }
+
+    private func start(vcpus: [VCPU], devices: LegacyDevices, console: Console, lifecycle: Lifecycle) throws -> VMOutcome {
+        let serial = devices.serial
+        signal(SIGPIPE, SIG_IGN)
+        _ = volt_install_kick_handler(VCPUKick.signal)
+        // Threads inherit this mask: only the signal thread takes termination signals.
+        _ = volt_block_termination_signals()
+        _ = try OSThread(name: "volt-signals") {
+            let sig = volt_wait_termination_signal()
+            if sig > 0 { lifecycle.finish(.signal(sig)) }
+        }
+        console.enterRawModeIfTerminal()
+        defer { console.restoreTerminal() }
+        _ = try OSThread(name: "volt-console") {
+            console.pumpInput { serial.enqueueInput($0) }
+        }
+        let threads = try vcpus.map { vcpu in
+            try OSThread(name: "volt-vcpu\(vcpu.index)") {
+                VCPURunner(vcpu: vcpu, ioBus: devices.bus, lifecycle: lifecycle, logger: self.logger).run()
+            }
+        }
+        logger.info("started \(vcpus.count) vCPU(s), \(config.memoryBytes >> 20) MiB")
+        let outcome = lifecycle.wait()
+        for (vcpu, thread) in zip(vcpus, threads) {
+            vcpu.requestImmediateExit()
+            _ = volt_thread_kill(UInt(thread.handle), VCPUKick.signal)
+        }
+        for thread in threads { thread.join() }
+        return outcome
+    }
+}
+
+/// "12.345" for 12.3454 ms, without Foundation's String(format:).
+func formatMilliseconds(_ ms: Double) -> String {
+    let micros = Int((ms * 1000).rounded())
+    let fraction = String(micros % 1000)
+    return "\(micros / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+}
