@@ -19,7 +19,7 @@ enum BootLoaderError: Error, Equatable, CustomStringConvertible {
     var description: String {
         switch self {
         case let .cannotOpen(role, path, errno):
-            return "cannot open \(role) \(path): \(errno); check the --\(role) path"
+            return "cannot open \(role) \(path): \(errno); check that the path exists and is readable"
         case let .cannotRead(role, path, errno):
             return "cannot read \(role) \(path): \(errno); check the file is readable and not being rewritten"
         case let .notARegularFile(role, path):
