@@ -11,11 +11,14 @@ enum BootLoader {
 
         switch image.format {
         case let .elfPVH(elf):
+            // Check the command line before copying megabytes of kernel.
+            let limit = Int(Layout.cmdlineMaxSize) - 1
+            try validateCommandLine(cmdline, limit: limit)
             let kernelEnd = try ELFLoader.load(elf, image: image.bytes, path: kernelPath, into: memory)
             let initrd = try initrdFile.map { file throws(BootLoaderError) in
                 try InitrdLoader.load(file, lowest: kernelEnd, limit: Layout.mmioHoleStart, into: memory)
             }
-            let cmdlineAddress = try writeCommandLine(cmdline, limit: Int(Layout.cmdlineMaxSize) - 1, into: memory)
+            let cmdlineAddress = try writeCommandLine(cmdline, limit: limit, into: memory)
             let startInfo = try PVHStartInfo.write(into: memory, memoryMap: memoryMap,
                                                    cmdlineAddress: cmdlineAddress, initrd: initrd)
             return .pvh(entry: elf.pvhEntry, startInfo: startInfo)
