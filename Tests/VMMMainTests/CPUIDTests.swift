@@ -114,6 +114,14 @@ private let supported: [kvm_cpuid_entry2] = [
         #expect(find(added, 0x4000_0000)?.ebx == CPUID.kvmSignature.ebx)
     }
 
+    @Test func amdCoreCountFollowsOurTopology() throws {
+        let amd = supported + [leaf(0x8000_0008, eax: 0x3030, ecx: 0x7001)]   // host: 2 cores, 7 id bits
+        let adjusted = CPUID.adjust(amd, vcpuIndex: 0, vcpuCount: 5)
+        #expect(try #require(find(adjusted, 0x8000_0008)).ecx == 0x3004)     // 3 id bits, NC = 4
+        let intel = supported + [leaf(0x8000_0008, eax: 0x3027)]
+        #expect(try #require(find(CPUID.adjust(intel, vcpuIndex: 0, vcpuCount: 5), 0x8000_0008)).ecx == 0)
+    }
+
     @Test func otherLeavesPassThrough() {
         let adjusted = CPUID.adjust(supported, vcpuIndex: 1, vcpuCount: 2)
         for function: UInt32 in [0, 7, 0x8000_0000] {

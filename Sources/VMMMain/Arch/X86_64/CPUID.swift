@@ -83,6 +83,12 @@ enum CPUID {
                     result += topologyLeaf(entry.function, vcpuIndex: vcpuIndex, vcpuCount: count)
                 }
                 continue
+            case 0x8000_0008:
+                // AMD: ECX[7:0] = cores in the package - 1 (NC), ECX[15:12] = x2APIC id bits
+                // for the core (ApicIdSize); older Linux reads these instead of leaf 0xb.
+                // Intel defines ECX as reserved (0), so only rewrite a host that fills it in.
+                guard entry.ecx & 0xf0ff != 0 else { break }
+                entry.ecx = (entry.ecx & ~0xf0ff) | coreIDBits(vcpuCount: count) << 12 | min(count - 1, 0xff)
             case kvmSignatureLeaf:
                 entry.ebx = kvmSignature.ebx; entry.ecx = kvmSignature.ecx; entry.edx = kvmSignature.edx
                 if entry.eax < kvmFeaturesLeaf { entry.eax = kvmFeaturesLeaf }
