@@ -42,6 +42,12 @@ int volt_install_kick_handler(int sig) {
     return ret(sigaction(sig, &sa, NULL));
 }
 int volt_thread_kill(unsigned long thread, int sig) { return -pthread_kill((pthread_t)thread, sig); }
+int volt_thread_setname(unsigned long thread, const char *name) {
+    char buf[16];
+    strncpy(buf, name, sizeof(buf) - 1);
+    buf[sizeof(buf) - 1] = 0;
+    return -pthread_setname_np((pthread_t)thread, buf);
+}
 unsigned long volt_thread_self(void) { return (unsigned long)pthread_self(); }
 
 static uint64_t clock_ns(clockid_t id) {

@@ -38,3 +38,5 @@ uint64_t volt_monotonic_ns(void);
 int volt_block_termination_signals(void);
 /// Waits for one of the signals above; returns its number or -errno.
 int volt_wait_termination_signal(void);
+/// Names a thread (visible in /proc/PID/task/TID/comm); name is cut to 15 bytes.
+int volt_thread_setname(unsigned long thread, const char *name);

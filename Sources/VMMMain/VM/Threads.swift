@@ -1,3 +1,4 @@
+import CShim
 import Glibc
 
 /// A joinable OS thread running a closure. vCPUs block in KVM_RUN and must never run
@@ -21,7 +22,7 @@ final class OSThread: @unchecked Sendable {
             Unmanaged<Box>.fromOpaque(box).release()
             throw RunError.system("cannot start thread \(name): error \(r)")
         }
-        pthread_setname_np(handle, String(name.prefix(15)))
+        _ = volt_thread_setname(UInt(handle), name)
     }
 
     func join() {
