@@ -65,11 +65,11 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    /// Input errors (bad files, impossible sizes, no /dev/kvm access) exit 2; the rest 1.
+    /// Errors in what the operator gave us (files, sizes) exit 2; host and KVM failures exit 1.
     static func exitCode(for error: Error) -> Int32 {
         switch error {
-        case is KVMError: return 1
-        default: return 2
+        case is KernelImageError, is BootLoaderError: return 2
+        default: return 1
         }
     }
 

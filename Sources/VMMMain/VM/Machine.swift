@@ -108,6 +108,11 @@ final class Machine {
             _ = volt_thread_kill(UInt(thread.handle), VCPUKick.signal)
         }
         for thread in threads { thread.join() }
+        for vcpu in vcpus {
+            if let regs = try? vcpu.registers() {
+                logger.debug("vCPU \(vcpu.index) stopped at RIP 0x\(String(regs.rip, radix: 16))")
+            }
+        }
         return outcome
     }
 }
