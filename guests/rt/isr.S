@@ -1,7 +1,13 @@
 /* 256 interrupt stubs, 16 bytes apart, so the IDT entry for vector v is
  * rt_isr_stubs + 16*v.  Each stub pushes a dummy error code where the CPU
  * does not push one, then the vector, and joins rt_isr_common, which calls
- * rt_isr_dispatch(struct rt_frame *). */
+ * rt_isr_dispatch(struct rt_frame *).
+ *
+ * No IRET: on the PVM host KVM runs these guests through its instruction
+ * emulator, which cannot emulate a protected-mode IRET (KVM internal error,
+ * "emulation failure" at the 0xcf byte).  Everything runs at CPL 0 on one
+ * flat stack and CS never changes, so the return is done as POPFL; RET:
+ * the CPU frame [eip, cs, eflags] is rewritten to [-, eflags, eip]. */
         .text
         .code32
         .balign 16
@@ -25,6 +31,13 @@ rt_isr_common:
         pushl   %esp                    /* struct rt_frame * */
         call    rt_isr_dispatch
         addl    $4, %esp
+        /* frame offsets from %esp: pushal 0..31, vector 32, error 36,
+         * eip 40, cs 44, eflags 48 (handlers may have changed eip/eflags). */
+        movl    40(%esp), %eax          /* eip */
+        movl    48(%esp), %ecx          /* eflags */
+        movl    %ecx, 44(%esp)          /* eflags over the cs slot */
+        movl    %eax, 48(%esp)          /* eip over the eflags slot */
         popal
-        addl    $8, %esp                /* vector + error code */
-        iret
+        addl    $12, %esp               /* vector, error code, old eip slot */
+        popfl                           /* may set IF: a nested interrupt lands below us */
+        ret

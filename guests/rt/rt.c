@@ -86,6 +86,12 @@ static u32 divmod64_32(u64 *n, u32 d)
     return r;
 }
 
+u64 rt_udiv64(u64 n, u32 d)
+{
+    divmod64_32(&n, d);
+    return n;
+}
+
 static void put_num(u64 v, u32 base, int width, char pad)
 {
     char buf[24];

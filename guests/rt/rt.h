@@ -55,6 +55,7 @@ void serial_puts(const char *s);
 /* printf subset: %s %c %d %u %x (32-bit), %llu %llx (64-bit), width with
  * '0' padding for x/u (e.g. %02x, %08llx), %% . */
 void rt_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+u64 rt_udiv64(u64 n, u32 d);     /* 64/32 division without libgcc */
 usize rt_strlen(const char *s);
 int rt_memcmp(const void *a, const void *b, usize n);
 void *memset(void *d, int c, usize n);
