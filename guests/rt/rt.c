@@ -194,3 +194,18 @@ void rt_main(u32 start_info_paddr)
     guest_main(start_info_paddr);
     rt_reset();
 }
+
+#include "start_info.h"
+
+int rt_cmdline_has(u32 start_info_paddr, const char *word)
+{
+    const struct hvm_start_info *si = (const struct hvm_start_info *)start_info_paddr;
+    if (!si || si->magic != HVM_START_MAGIC || !si->cmdline_paddr || si->cmdline_paddr >= 0xffffffffu)
+        return 0;
+    const char *s = (const char *)(u32)si->cmdline_paddr;
+    usize n = rt_strlen(word);
+    for (usize i = 0; s[i] && i < 4096; i++)
+        if (rt_memcmp(s + i, word, n) == 0)
+            return 1;
+    return 0;
+}
