@@ -59,8 +59,11 @@ enum TestEnvironment {
         var timedOut: Bool
     }
 
-    /// Runs a program with optional stdin, killing it after `timeout` seconds.
-    static func run(_ path: String, _ arguments: [String], stdin: String? = nil, timeout: Double = 30) throws -> Result {
+    /// Runs a program, killing it after `timeout` seconds. `stdin` is written at once, or
+    /// only after stdout shows `inputAfter`; with `stopWhen`, the program is terminated
+    /// as soon as its stdout contains that text (for guests that never finish here).
+    static func run(_ path: String, _ arguments: [String], stdin: String? = nil, inputAfter: String? = nil,
+                    stopWhen: String? = nil, timeout: Double = 30) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -69,32 +72,69 @@ enum TestEnvironment {
         process.standardError = err
         process.standardInput = input
         try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try? input.fileHandleForWriting.close()
-        // Drain both pipes concurrently so a chatty child never blocks.
-        nonisolated(unsafe) var outData = Data(), errData = Data()
+        let collected = Collected()
         let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: group) {
+            while case let chunk = out.fileHandleForReading.availableData, !chunk.isEmpty { collected.append(stdout: chunk) }
+        }
+        DispatchQueue.global().async(group: group) {
+            while case let chunk = err.fileHandleForReading.availableData, !chunk.isEmpty { collected.append(stderr: chunk) }
+        }
+        var pendingInput = stdin
+        if inputAfter == nil, let text = pendingInput {
+            input.fileHandleForWriting.write(Data(text.utf8))
+            try? input.fileHandleForWriting.close()
+            pendingInput = nil
+        }
         let deadline = Date().addingTimeInterval(timeout)
         var timedOut = false
         while process.isRunning {
+            let sofar = collected.stdout
+            if let trigger = inputAfter, let text = pendingInput, sofar.contains(trigger) {
+                input.fileHandleForWriting.write(Data(text.utf8))
+                pendingInput = nil
+            }
+            if let stop = stopWhen, sofar.contains(stop) {
+                process.terminate()
+                break
+            }
             if Date() > deadline {
                 timedOut = true
                 process.terminate()
-                usleep(200_000)
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
                 break
             }
             usleep(5_000)
         }
+        if process.isRunning {
+            usleep(500_000)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
         process.waitUntilExit()
+        try? input.fileHandleForWriting.close()
         group.wait()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self), timedOut: timedOut)
+        return Result(status: process.terminationStatus, stdout: collected.stdout,
+                      stderr: collected.stderr, timedOut: timedOut)
     }
 
-    static func runVMM(_ arguments: [String], stdin: String? = nil, timeout: Double = 60) throws -> Result {
-        try run(voltVMM, arguments, stdin: stdin, timeout: timeout)
+    private final class Collected: @unchecked Sendable {
+        private let lock = NSLock()
+        private var out = Data(), err = Data()
+        func append(stdout chunk: Data) { lock.withLock { out.append(chunk) } }
+        func append(stderr chunk: Data) { lock.withLock { err.append(chunk) } }
+        var stdout: String { lock.withLock { String(decoding: out, as: UTF8.self) } }
+        var stderr: String { lock.withLock { String(decoding: err, as: UTF8.self) } }
+    }
+
+    static func runVMM(_ arguments: [String], stdin: String? = nil, inputAfter: String? = nil,
+                       stopWhen: String? = nil, timeout: Double = 60) throws -> Result {
+        try run(voltVMM, arguments, stdin: stdin, inputAfter: inputAfter, stopWhen: stopWhen, timeout: timeout)
+    }
+
+    /// A kernel from the kernel store (built by `volt-vmm kernel build`), by file name.
+    static func storedKernel(_ file: String) -> String? {
+        let cache = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"]
+            ?? (NSHomeDirectory() + "/.cache")
+        let path = cache + "/volt-vmm/kernels/default/" + file
+        return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 }
