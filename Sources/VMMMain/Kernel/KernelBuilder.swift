@@ -85,7 +85,7 @@ struct KernelBuilder {
             if !options.allowDropped { throw error }
             progress.warn("\(error)")
         } else {
-            progress.note("all \(fragmentEntries.count) fragment options present in .config")
+            progress.note("all \(fragmentEntries.count) options of the fragment are as asked in .config")
         }
 
         // Stage 3: compile, counting units against the previous build's count.

@@ -40,8 +40,9 @@ enum KernelError: Error, Equatable, CustomStringConvertible {
             return "cannot read VERSION/PATCHLEVEL/SUBLEVEL from \(makefile) — is this a Linux source tree?"
         case .optionsDropped(let mismatches, let config):
             let list = mismatches.map(\.description).joined(separator: ", ")
-            return "\(mismatches.count) option(s) from the fragment did not survive into \(config): \(list)"
-                + " — add their missing dependencies to the fragment (see `make menuconfig`, '/' search), or pass --allow-dropped"
+            return "\(mismatches.count) option(s) of the fragment did not end up as asked in \(config): \(list)"
+                + " — add their missing dependencies (or turn off what selects them) in the fragment;"
+                + " `make menuconfig` and '/' show both; --allow-dropped only warns"
         case .buildOutputMissing(let path, let log):
             return "make succeeded but \(path) is missing; full output in \(log)"
         case .invalidName(let name, let reason):
