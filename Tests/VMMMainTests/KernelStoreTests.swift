@@ -355,3 +355,81 @@ extension KernelManifest {
         #expect(BuildProgress.duration(183) == "3m03s")
     }
 }
+
+/// The parts of `kernel build` that run without compiling a kernel: input checks and reuse.
+@Suite struct KernelBuilderReuseTests {
+    private func setUp(_ tmp: TemporaryStore) throws -> (source: String, fragment: String, identity: KernelBuildIdentity) {
+        let source = "\(tmp.root)/linux-fake.tar.xz"
+        let fragment = "\(tmp.root)/frag.config"
+        _ = FileManager.default.createFile(atPath: source, contents: Data("not really a tarball".utf8))
+        _ = FileManager.default.createFile(atPath: fragment, contents: Data("CONFIG_SMP=y\n".utf8))
+        let identity = KernelBuildIdentity(fragmentSHA256: try SHA256Sum.file(fragment), sourceSHA256: try SHA256Sum.file(source))
+        return (source, fragment, identity)
+    }
+
+    /// Stores an entry whose manifest matches `identity` and the real checksums of its files.
+    private func storeMatchingEntry(_ tmp: TemporaryStore, name: String, identity: KernelBuildIdentity) throws {
+        try tmp.addEntry(name)
+        let dir = tmp.store.directory(of: name)
+        var manifest = try tmp.store.entry(named: name).manifest
+        manifest.fragmentSHA256 = identity.fragmentSHA256
+        manifest.sourceSHA256 = identity.sourceSHA256
+        for file in KernelStore.storedFiles {
+            manifest.files[file] = .init(sha256: try SHA256Sum.file("\(dir)/\(file)"), size: 1)
+        }
+        _ = FileManager.default.createFile(atPath: "\(dir)/manifest.json", contents: try manifest.encoded())
+    }
+
+    private func options(_ tmp: TemporaryStore, source: String, fragment: String, force: Bool = false) -> KernelBuilder.Options {
+        .init(source: source, fragment: fragment, store: tmp.store, jobs: 1, name: nil, force: force, allowDropped: false)
+    }
+
+    @Test func unchangedFragmentAndSourceReuseTheStoredKernel() throws {
+        let tmp = try TemporaryStore()
+        let (source, fragment, identity) = try setUp(tmp)
+        try storeMatchingEntry(tmp, name: "6.1.192-microvm-00000000", identity: identity)
+        try tmp.addEntry("other")
+        try tmp.store.setDefault("other")
+        let outcome = try KernelBuilder(options: options(tmp, source: source, fragment: fragment),
+                                        progress: BuildProgress(interactive: false)).run()
+        guard case .reused(let entry) = outcome else {
+            Issue.record("expected reuse, got \(outcome)")
+            return
+        }
+        #expect(entry.name == "6.1.192-microvm-00000000")
+        #expect(tmp.store.defaultName() == "6.1.192-microvm-00000000")
+    }
+
+    @Test func aChangedStoredFileOrForceMeansRebuildingAndFailuresNameTheLog() throws {
+        let tmp = try TemporaryStore()
+        let (source, fragment, identity) = try setUp(tmp)
+        try storeMatchingEntry(tmp, name: "k", identity: identity)
+        _ = FileManager.default.createFile(atPath: "\(tmp.root)/k/vmlinux", contents: Data("tampered".utf8))
+        for force in [false, true] {
+            // The fake tarball cannot be unpacked, so the rebuild fails at stage 1 and says where the log is.
+            do {
+                _ = try KernelBuilder(options: options(tmp, source: source, fragment: fragment, force: force),
+                                      progress: BuildProgress(interactive: false)).run()
+                Issue.record("built from a fake tarball")
+            } catch KernelError.commandFailed(let command, _, let log) {
+                #expect(command.hasPrefix("tar -xf"))
+                #expect(log?.hasPrefix("\(tmp.root)/.work/build-") == true)
+            } catch KernelError.missingTool {
+                // A host without the kernel build tools stops one step earlier; also fine.
+            }
+        }
+    }
+
+    @Test func missingOrWrongInputsAreOneLineErrors() throws {
+        let tmp = try TemporaryStore()
+        let (source, fragment, _) = try setUp(tmp)
+        let builder = { (source: String, fragment: String) in
+            KernelBuilder(options: self.options(tmp, source: source, fragment: fragment), progress: BuildProgress(interactive: false))
+        }
+        #expect(throws: KernelError.sourceNotFound(path: "/no/linux.tar.xz")) { try builder("/no/linux.tar.xz", fragment).run() }
+        #expect(throws: KernelError.sourceNotATarball(path: tmp.root)) { try builder(tmp.root, fragment).run() }
+        #expect(throws: KernelError.fragmentNotFound(path: "/no/frag.config")) { try builder(source, "/no/frag.config").run() }
+        #expect(KernelError.sourceNotFound(path: "/usr/src/linux-source-6.1.tar.xz").description
+                == "linux source not found at /usr/src/linux-source-6.1.tar.xz — apt-get install linux-source-6.1, or pass --source PATH")
+    }
+}

@@ -50,6 +50,7 @@ struct KernelBuilder {
             return .reused(existing)
         }
 
+        try checkBuildTools(source: source)
         try makeDirectory(store.workDirectory)
         let key = String(identityDigest.prefix(16))
         let logPath = "\(store.workDirectory)/build-\(key).log"
@@ -169,7 +170,11 @@ struct KernelBuilder {
         guard FileManager.default.fileExists(atPath: fragment) else {
             throw KernelError.fragmentNotFound(path: fragment)
         }
-        var tools = ["make", "gcc", "tar", "flex", "bison", "bc", "perl", "sha256sum"]
+    }
+
+    /// What `make` needs; checked only when a build is needed (reuse needs just sha256sum).
+    private func checkBuildTools(source: String) throws {
+        var tools = ["make", "gcc", "tar", "flex", "bison", "bc", "perl"]
         if source.hasSuffix(".xz") { tools.append("xz") }
         for tool in tools { _ = try Subprocess.require(tool) }
         // objtool and the module signing tools include these headers.
