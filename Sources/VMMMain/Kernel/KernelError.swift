@@ -46,7 +46,7 @@ enum KernelError: Error, Equatable, CustomStringConvertible {
         case .buildOutputMissing(let path, let log):
             return "make succeeded but \(path) is missing; full output in \(log)"
         case .invalidName(let name, let reason):
-            return "invalid kernel name '\(name)': \(reason) — use letters, digits, '.', '_', '+' or '-'"
+            return "invalid kernel name '\(name)': \(reason) — pick another --name"
         case .kernelNotFound(let spec, let store, let stored):
             let have = stored.isEmpty ? "the store is empty" : "stored: \(stored.joined(separator: ", "))"
             return "kernel '\(spec)' is neither a file nor a stored kernel in \(store) (\(have))"

@@ -51,7 +51,7 @@ struct KernelStore {
         let allowed = name.unicodeScalars.allSatisfy {
             ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || "._+-".unicodeScalars.contains($0)
         }
-        if !allowed { throw KernelError.invalidName(name, reason: "contains a character other than letters, digits, '.', '_', '+', '-'") }
+        if !allowed { throw KernelError.invalidName(name, reason: "only letters, digits, '.', '_', '+' and '-' are allowed") }
     }
 
     // MARK: Reading
