@@ -4,6 +4,6 @@ struct KernelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernel",
         abstract: "Build, list and verify guest kernels.",
-        subcommands: [KernelVerifyCommand.self]
+        subcommands: [KernelBuildCommand.self, KernelListCommand.self, KernelVerifyCommand.self]
     )
 }
