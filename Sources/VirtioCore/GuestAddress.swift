@@ -43,5 +43,9 @@ public struct GuestAddress: RawRepresentable, Hashable, Comparable, Sendable, Cu
 public struct GuestAddressOverflow: Error, Equatable, CustomStringConvertible {
     public let base: GuestAddress
     public let offset: UInt64
+    public init(base: GuestAddress, offset: UInt64) {
+        self.base = base
+        self.offset = offset
+    }
     public var description: String { "guest address \(base) + 0x\(String(offset, radix: 16)) overflows 64 bits" }
 }
