@@ -6,8 +6,8 @@ import VirtioCore
         let driver = try DriverQueue(memory: makeMemory(), size: 2, at: 0x1000)
         #expect(driver.descriptorTable == 0x1000)
         #expect(driver.availableRing == 0x1020)          // 16 * 2
-        #expect(driver.usedRing == 0x1030)               // 0x1020 + 10, up to 4
-        #expect(driver.end == 0x1046)                    // + 6 + 8 * 2
+        #expect(driver.usedRing == 0x102c)               // 0x1020 + 6 + 2 * 2, up to 4
+        #expect(driver.end == 0x1042)                    // + 6 + 8 * 2
         _ = try driver.deviceQueue()                     // accepted by the device side
     }
 

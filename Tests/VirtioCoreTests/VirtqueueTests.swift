@@ -35,7 +35,7 @@ import VirtioCore
         #expect(throws: VirtqueueError.ringOutOfMemory(.usedRing, GuestAddress(end - 2048), length: 6 + 2048)) {
             try make(0, 0x10000, GuestAddress(end - 2048))
         }
-        try make(0, 0x10000, GuestAddress(end - 2054))
+        try make(0, 0x10000, GuestAddress(end - 2056))
         #expect(throws: VirtqueueError.ringOutOfMemory(.availableRing, GuestAddress(end - 2), length: 6 + 512)) {
             try make(0, GuestAddress(end - 2), 0x20000)
         }
