@@ -30,11 +30,20 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // Guest memory and split virtqueues for the device workers (no Foundation).
+        .target(
+            name: "VirtioCore",
+            dependencies: ["CShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .executableTarget(name: "BlockWorker", dependencies: ["CShim", "IPC"]),
         .executableTarget(name: "NetWorker", dependencies: ["CShim", "IPC"]),
         .testTarget(
             name: "VMMMainTests",
             dependencies: ["VMMMain", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "VirtioCoreTests",
+            dependencies: ["VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,82 @@
+import Glibc
+
+/// iovec arrays over a chain's buffers, for readv/writev/preadv/pwritev. The iovecs
+/// point into guest memory: they are valid only while the chain (which holds its
+/// MemoryMap) is alive, e.g. inside `withExtendedLifetime(chain)`.
+extension DescriptorChain {
+    /// Driver→device buffers, for writev/pwritev (data out of the guest).
+    public func readableIovecs() -> [iovec] { Self.iovecs(readable) }
+
+    /// Device→driver buffers, for readv/preadv (data into the guest), at most
+    /// `limit` bytes in total (the last iovec is shortened).
+    public func writableIovecs(limit: UInt32 = .max) -> [iovec] { Self.iovecs(writable, limit: limit) }
+
+    /// Runs `body` with the readable or writable iovecs, keeping guest memory mapped.
+    public func withIovecs<R>(writable: Bool, _ body: (UnsafeBufferPointer<iovec>) throws -> R) rethrows -> R {
+        let vectors = writable ? writableIovecs() : readableIovecs()
+        return try withExtendedLifetime(self) { try vectors.withUnsafeBufferPointer(body) }
+    }
+
+    static func iovecs(_ buffers: ArraySlice<DescriptorBuffer>, limit: UInt32 = .max) -> [iovec] {
+        var remaining = limit
+        var result: [iovec] = []
+        result.reserveCapacity(buffers.count)
+        for b in buffers where remaining > 0 {
+            let length = Swift.min(b.length, remaining)
+            remaining -= length
+            result.append(iovec(iov_base: b.host, iov_len: Int(length)))
+        }
+        return result
+    }
+}
+
+/// Copies across a chain's buffers, for headers and status bytes that a driver may
+/// split over several descriptors (2.7.4.1: no assumptions about framing).
+extension DescriptorChain {
+    /// Copies up to `destination.count` readable bytes starting `offset` bytes into the
+    /// readable part. Returns the number copied (less if the readable part is shorter).
+    public func copyFromReadable(offset: Int = 0, into destination: UnsafeMutableRawBufferPointer) -> Int {
+        guard let base = destination.baseAddress else { return 0 }
+        return Self.copy(readable, offset: offset, count: destination.count) { host, done, n in
+            (base + done).copyMemory(from: host, byteCount: n)
+        }
+    }
+
+    /// Reads `count` readable bytes at `offset`, or nil if the readable part is too short.
+    public func readableBytes(offset: Int = 0, count: Int) -> [UInt8]? {
+        guard count > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: count)
+        let copied = bytes.withUnsafeMutableBytes { copyFromReadable(offset: offset, into: $0) }
+        return copied == count ? bytes : nil
+    }
+
+    /// Copies `source` into the writable part starting `offset` bytes in. Returns the
+    /// number copied (less if the writable part is shorter).
+    public func copyToWritable(offset: Int = 0, from source: UnsafeRawBufferPointer) -> Int {
+        guard let base = source.baseAddress else { return 0 }
+        return Self.copy(writable, offset: offset, count: source.count) { host, done, n in
+            host.copyMemory(from: base + done, byteCount: n)
+        }
+    }
+
+    public func copyToWritable(offset: Int = 0, bytes: [UInt8]) -> Int {
+        bytes.withUnsafeBytes { copyToWritable(offset: offset, from: $0) }
+    }
+
+    /// Walks `count` bytes of `buffers` from `offset`, calling `move(host, done, n)`.
+    private static func copy(_ buffers: ArraySlice<DescriptorBuffer>, offset: Int, count: Int,
+                             _ move: (UnsafeMutableRawPointer, Int, Int) -> Void) -> Int {
+        guard offset >= 0, count > 0 else { return 0 }
+        var skip = offset
+        var done = 0
+        for b in buffers where done < count {
+            let length = Int(b.length)
+            if skip >= length { skip -= length; continue }
+            let n = Swift.min(length - skip, count - done)
+            move(b.host + skip, done, n)
+            done += n
+            skip = 0
+        }
+        return done
+    }
+}
