@@ -27,6 +27,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Kernel image: a vmlinux (PVH) or bzImage path, or a stored kernel name.")
     var kernel: String
 
+    @Option(help: "Kernel store to look names up in (default: ~/.cache/volt-vmm/kernels).")
+    var kernelStore: String?
+
     @Option(help: "Initial ramdisk: a cpio archive, optionally compressed.")
     var initrd: String?
 
@@ -68,7 +71,7 @@ struct RunCommand: ParsableCommand {
     /// Errors in what the operator gave us (files, sizes) exit 2; host and KVM failures exit 1.
     static func exitCode(for error: Error) -> Int32 {
         switch error {
-        case is KernelImageError, is BootLoaderError: return 2
+        case is KernelImageError, is BootLoaderError, is KernelError: return 2
         default: return 1
         }
     }
@@ -85,7 +88,8 @@ struct RunCommand: ParsableCommand {
         guard vcpus >= 1 else {
             throw RunError.usage("--vcpus \(vcpus): a VM needs at least one vCPU")
         }
-        return MachineConfig(kernelPath: kernel, initrdPath: initrd, cmdline: cmdline,
+        let kernelPath = try KernelStore.resolve(kernel, store: kernelStore)
+        return MachineConfig(kernelPath: kernelPath, initrdPath: initrd, cmdline: cmdline,
                              memoryBytes: memory << 20, vcpus: vcpus)
     }
 }
