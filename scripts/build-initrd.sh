@@ -16,7 +16,7 @@ set -eu
 
 usage() { echo "usage: $0 OUT.cpio.gz [EXTRA_INIT_SCRIPT]" >&2; exit 2; }
 [ $# -ge 1 ] && [ $# -le 2 ] || usage
-out=$1
+out=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 extra=${2:-}
 
 busybox=${BUSYBOX:-/bin/busybox}

@@ -8,7 +8,10 @@ final class VirtualMachine: @unchecked Sendable {
     let fd: Int32
     let hypervisor: Hypervisor
 
-    init(hypervisor: Hypervisor) throws(KVMError) {
+    /// Creates the VM with `memory` registered. Order matters for startup time: memory
+    /// slots registered before KVM_CREATE_IRQCHIP cost ~0.1 ms; after it, the first slot
+    /// waits for an SRCU grace period (5-10 ms measured here).
+    init(hypervisor: Hypervisor, memory: GuestMemory) throws(KVMError) {
         self.hypervisor = hypervisor
         fd = try kvmIoctl(hypervisor.fd, VOLT_KVM_CREATE_VM, value: 0, "CREATE_VM")
         do {
@@ -16,6 +19,7 @@ final class VirtualMachine: @unchecked Sendable {
             try kvmIoctl(fd, VOLT_KVM_SET_TSS_ADDR, value: UInt(Layout.kvmTSSAddress), "SET_TSS_ADDR")
             var identity = Layout.kvmIdentityMapAddress
             try kvmIoctl(fd, VOLT_KVM_SET_IDENTITY_MAP_ADDR, &identity, "SET_IDENTITY_MAP_ADDR")
+            try register(memory: memory)
             // PIC pair + IOAPIC + LAPICs in the kernel: HLT and interrupt delivery never exit to us.
             try kvmIoctl(fd, VOLT_KVM_CREATE_IRQCHIP, nil, "CREATE_IRQCHIP")
             var pit = kvm_pit_config()
@@ -30,7 +34,7 @@ final class VirtualMachine: @unchecked Sendable {
     deinit { close(fd) }
 
     /// Registers every region of guest memory as a KVM memory slot.
-    func register(memory: GuestMemory) throws(KVMError) {
+    private func register(memory: GuestMemory) throws(KVMError) {
         for (slot, region) in memory.regions.enumerated() {
             var r = kvm_userspace_memory_region(
                 slot: UInt32(slot), flags: 0, guest_phys_addr: region.guestBase,

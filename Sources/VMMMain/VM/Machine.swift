@@ -30,8 +30,7 @@ final class Machine {
             throw RunError.usage("--vcpus \(config.vcpus): this host's KVM allows 1 to \(maxVCPUs) vCPUs per VM")
         }
         let memory = try GuestMemory(size: config.memoryBytes)
-        let vm = try VirtualMachine(hypervisor: hypervisor)
-        try vm.register(memory: memory)
+        let vm = try VirtualMachine(hypervisor: hypervisor, memory: memory)
 
         let entry = try BootLoader.prepare(memory: memory, kernelPath: config.kernelPath,
                                            initrdPath: config.initrdPath, cmdline: config.cmdline)
