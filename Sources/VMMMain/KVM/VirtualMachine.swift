@@ -57,6 +57,27 @@ final class VirtualMachine: @unchecked Sendable {
         try setIRQLine(irq, high: false)
     }
 
+    /// Makes a guest write of `datamatch` (4 bytes) at `address` signal `eventFD` inside
+    /// KVM, without a vCPU exit: a virtio QueueNotify goes straight to the device process.
+    func addIoeventfd(address: UInt64, datamatch: UInt32, eventFD: Int32) throws(KVMError) {
+        var e = kvm_ioeventfd()
+        e.addr = address
+        e.len = 4
+        e.fd = eventFD
+        e.datamatch = UInt64(datamatch)
+        e.flags = UInt32(1 << kvm_ioeventfd_flag_nr_datamatch.rawValue)
+        try kvmIoctl(fd, VOLT_KVM_IOEVENTFD, &e, "IOEVENTFD(0x\(String(address, radix: 16)), \(datamatch))")
+    }
+
+    /// Makes a write to `eventFD` raise `gsi` inside KVM: a device process's completion
+    /// interrupt reaches the guest without the VMM.
+    func addIrqfd(gsi: UInt32, eventFD: Int32) throws(KVMError) {
+        var i = kvm_irqfd()
+        i.fd = UInt32(bitPattern: eventFD)
+        i.gsi = gsi
+        try kvmIoctl(fd, VOLT_KVM_IRQFD, &i, "IRQFD(gsi \(gsi))")
+    }
+
     func createVCPU(index: Int) throws(KVMError) -> VCPU {
         let vcpuFD = try kvmIoctl(fd, VOLT_KVM_CREATE_VCPU, value: UInt(index), "CREATE_VCPU(\(index))")
         return try VCPU(fd: vcpuFD, index: index, mmapSize: try hypervisor.vcpuMmapSize())

@@ -64,6 +64,7 @@ final class Machine {
     private struct LegacyDevices {
         let bus: PortIOBus
         let serial: Serial8250
+        let mmio: MMIOBus
     }
 
     private func legacyDevices(vm: VirtualMachine, console: Console, lifecycle: Lifecycle) throws -> LegacyDevices {
@@ -77,7 +78,7 @@ final class Machine {
         try bus.insert(BootTimer(startNanoseconds: startNanoseconds, report: { ms, value in
             logger.notice("guest boot-timer: \(formatMilliseconds(ms)) ms since start (value \(value))")
         }), base: Layout.bootTimerPort, count: 1)
-        return LegacyDevices(bus: bus, serial: serial)
+        return LegacyDevices(bus: bus, serial: serial, mmio: MMIOBus())
     }
 
     private func start(vcpus: [VCPU], devices: LegacyDevices, console: Console, lifecycle: Lifecycle) throws -> VMOutcome {
@@ -97,7 +98,7 @@ final class Machine {
         }
         let threads = try vcpus.map { vcpu in
             try OSThread(name: "volt-vcpu\(vcpu.index)") {
-                VCPURunner(vcpu: vcpu, ioBus: devices.bus, lifecycle: lifecycle, logger: self.logger).run()
+                VCPURunner(vcpu: vcpu, ioBus: devices.bus, mmioBus: devices.mmio, lifecycle: lifecycle, logger: self.logger).run()
             }
         }
         logger.info("started \(vcpus.count) vCPU(s), \(config.memoryBytes >> 20) MiB")

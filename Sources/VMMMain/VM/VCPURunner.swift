@@ -6,6 +6,7 @@ import Logging
 struct VCPURunner {
     let vcpu: VCPU
     let ioBus: PortIOBus
+    let mmioBus: MMIOBus
     let lifecycle: Lifecycle
     let logger: Logger
 
@@ -48,10 +49,15 @@ struct VCPURunner {
             }
             return nil
         case KVM_EXIT_MMIO:
-            // No MMIO devices yet: reads see all ones, writes are dropped.
-            if run.pointee.mmio.is_write == 0 {
-                withUnsafeMutableBytes(of: &run.pointee.mmio.data) { bytes in
-                    for i in 0..<Int(run.pointee.mmio.len) { bytes[i] = 0xff }
+            let address = run.pointee.mmio.phys_addr
+            let length = min(Int(run.pointee.mmio.len), 8)
+            let isWrite = run.pointee.mmio.is_write != 0
+            withUnsafeMutableBytes(of: &run.pointee.mmio.data) { bytes in
+                let slot = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<length])
+                if isWrite {
+                    mmioBus.write(address: address, data: UnsafeRawBufferPointer(slot))
+                } else {
+                    mmioBus.read(address: address, into: slot)
                 }
             }
             return nil
