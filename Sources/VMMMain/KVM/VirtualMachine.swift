@@ -65,7 +65,7 @@ final class VirtualMachine: @unchecked Sendable {
         e.len = 4
         e.fd = eventFD
         e.datamatch = UInt64(datamatch)
-        e.flags = UInt32(1 << kvm_ioeventfd_flag_nr_datamatch.rawValue)
+        e.flags = UInt32(1 << kvm_ioeventfd_flag_nr_datamatch)
         try kvmIoctl(fd, VOLT_KVM_IOEVENTFD, &e, "IOEVENTFD(0x\(String(address, radix: 16)), \(datamatch))")
     }
 
