@@ -74,7 +74,7 @@ public enum MessageFault: Error, Equatable, Sendable {
 public enum ProtocolFault: Equatable, Sendable {
     case ownerNotSet
     case ownerAlreadySet
-    case protocolFeaturesNotOffered
+    case protocolFeaturesNotNegotiated
     case unofferedFeatures(UInt64)
     case unofferedProtocolFeatures(UInt64)
     case protocolFeatureNotNegotiated(ProtocolFeature)
