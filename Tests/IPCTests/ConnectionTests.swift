@@ -56,32 +56,49 @@ import SystemPackage
         #expect(throws: VhostUserError.payloadTooLarge(request: 5, size: 4097)) { try b.receive() }
     }
 
+    /// Sends `count` copies of a pipe's write end; returns the read end (non-blocking).
+    /// Once every copy is closed, reading it returns EOF instead of EAGAIN.
+    func sendPipeWriteEnds(_ socket: CInt, count: Int, header: [UInt8]) throws -> OwnedFD {
+        var p: [CInt] = [-1, -1]
+        guard pipe(&p) == 0 else { throw TestError.setup("pipe") }
+        let readEnd = OwnedFD(taking: p[0]), writeEnd = OwnedFD(taking: p[1])
+        _ = fcntl(readEnd.rawValue, F_SETFL, O_NONBLOCK)
+        var raw = [CInt](repeating: writeEnd.rawValue, count: count)
+        let r = header.withUnsafeBytes { volt_sendmsg_fds(socket, $0.baseAddress, $0.count, &raw, CInt(count)) }
+        guard r == header.count else { throw TestError.setup("sendmsg \(r)") }
+        return readEnd
+    }
+
+    func allWriteEndsClosed(_ readEnd: OwnedFD) -> Bool {
+        var byte: UInt8 = 0
+        return read(readEnd.rawValue, &byte, 1) == 0
+    }
+
     @Test func tooManyFdsAreAllClosed() throws {
         let (a, b) = try Connection.pair()
-        let before = openFDCount()
-        do {
-            let fds = try (0..<9).map { _ in try makeEventFD() }
-            var raw = fds.map(\.rawValue)
-            let header = MessageHeader.request(.getFeatures, size: 0).encode()
-            let r = header.withUnsafeBytes { volt_sendmsg_fds(a.socket.rawValue, $0.baseAddress, 12, &raw, 9) }
-            #expect(r == 12)
-        }
+        let readEnd = try sendPipeWriteEnds(a.socket.rawValue, count: 9, header: MessageHeader.request(.getFeatures, size: 0).encode())
         #expect(throws: VhostUserError.tooManyFds) { try b.receive() }
-        #expect(openFDCount() == before)
+        #expect(allWriteEndsClosed(readEnd))
     }
 
     @Test func fdsWithPayloadBytesRejected() throws {
         let (a, b) = try Connection.pair()
-        let before = openFDCount()
-        do {
-            let e = try makeEventFD()
-            var raw = [e.rawValue]
-            let header = MessageHeader.request(.setFeatures, size: 8).encode()
-            _ = header.withUnsafeBytes { volt_sendmsg_fds(a.socket.rawValue, $0.baseAddress, 12, nil, 0) }
-            _ = encodeU64(1).withUnsafeBytes { volt_sendmsg_fds(a.socket.rawValue, $0.baseAddress, 8, &raw, 1) }
-        }
+        _ = MessageHeader.request(.setFeatures, size: 8).encode().withUnsafeBytes { write(a.socket.rawValue, $0.baseAddress, 12) }
+        let readEnd = try sendPipeWriteEnds(a.socket.rawValue, count: 1, header: encodeU64(1))
         #expect(throws: VhostUserError.fdsOutsideHeader) { try b.receive() }
-        #expect(openFDCount() == before)
+        #expect(allWriteEndsClosed(readEnd))
+    }
+
+    @Test func fdsOfRejectedMessageAreClosed() throws {
+        // A well-framed message whose validation fails: dropping it closes its fds.
+        let (a, b) = try Connection.pair()
+        let readEnd = try sendPipeWriteEnds(a.socket.rawValue, count: 2, header: MessageHeader.request(.getFeatures, size: 0).encode())
+        do {
+            let m = try b.receive()
+            #expect(m.fds.count == 2)
+            #expect(throws: VhostUserError.self) { try FrontendMessage.decode(header: m.header, payload: m.payload, fdCount: m.fds.count) }
+        }
+        #expect(allWriteEndsClosed(readEnd))
     }
 
     @Test func sendRejectsMisuse() throws {
