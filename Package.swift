@@ -38,6 +38,10 @@ let package = Package(
         .executableTarget(name: "BlockWorker", dependencies: ["CShim", "IPC"]),
         .executableTarget(name: "NetWorker", dependencies: ["CShim", "IPC"]),
         .testTarget(
+            name: "IPCTests",
+            dependencies: ["IPC", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
             name: "VMMMainTests",
             dependencies: ["VMMMain", "CShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
