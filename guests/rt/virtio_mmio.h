@@ -115,7 +115,7 @@ struct vmmio_slot {
     u32 base, size, irq;
 };
 
-#define VMMIO_MAX_SLOTS 16
+#define VMMIO_MAX_SLOTS 32
 /* Parses every virtio_mmio.device= token in cmdline order; malformed ones are
  * reported as "VOLT-GUEST <name>: bad virtio_mmio.device=..." and skipped. */
 u32 vmmio_cmdline_slots(u32 start_info_paddr, const char *name, struct vmmio_slot *out, u32 max);
