@@ -89,4 +89,20 @@ void ioapic_write(u32 reg, u32 v);
 void ioapic_route(u32 pin, u8 vector, u32 apic_id);
 void ioapic_mask(u32 pin);
 
+
+/* ---- ticking wait environment (rt/tick.c) ---- */
+#define RT_VEC_TIMER        0x40
+#define RT_VEC_SPURIOUS     0xff
+#define RT_TIMER_DCR_DIV16  0x3
+#define RT_TIMER_COUNT      625000u  /* /16 at KVM's 1 GHz LAPIC clock: 10 ms */
+#define RT_TICKS_PER_SEC    100u
+extern volatile u32 rt_ticks;        /* LAPIC timer ticks since rt_tick_start */
+/* cli; IDT; 8259s masked; LAPIC on; periodic timer.  Returns the BSP's APIC ID.
+ * Interrupts stay off: wait with rt_wait_irq(). */
+u32  rt_tick_start(void);
+void rt_tick_stop(void);
+u32  ioapic_pin_count(void);         /* redirection entries of the IOAPIC */
+static inline void rt_mb(void) { __asm__ volatile("lock; addl $0, (%%esp)" ::: "memory"); }
+static inline void rt_barrier(void) { __asm__ volatile("" ::: "memory"); }
+
 #endif
