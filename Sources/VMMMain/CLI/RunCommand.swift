@@ -42,6 +42,16 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Number of vCPUs.")
     var vcpus: Int = 1
 
+    @Option(name: .customLong("vhost-user-blk"), help: ArgumentHelp(
+        "Connect a virtio-blk device to a running vhost-user backend's socket (repeatable).",
+        valueName: "socket"))
+    var vhostUserBlock: [String] = []
+
+    @Option(name: .customLong("vhost-user-net"), help: ArgumentHelp(
+        "Connect a virtio-net device to a running vhost-user backend's socket (repeatable).",
+        valueName: "socket"))
+    var vhostUserNet: [String] = []
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .notice
 
@@ -90,6 +100,7 @@ struct RunCommand: ParsableCommand {
         }
         let kernelPath = try KernelStore.resolve(kernel, store: kernelStore)
         return MachineConfig(kernelPath: kernelPath, initrdPath: initrd, cmdline: cmdline,
-                             memoryBytes: memory << 20, vcpus: vcpus)
+                             memoryBytes: memory << 20, vcpus: vcpus,
+                             devices: vhostUserBlock.map { .vhostUserBlock(socket: $0) } + vhostUserNet.map { .vhostUserNet(socket: $0) })
     }
 }

@@ -9,6 +9,7 @@ struct MachineConfig {
     var cmdline: String
     var memoryBytes: UInt64
     var vcpus: Int
+    var devices: [VirtioDeviceSpec] = []
 }
 
 /// Builds a VM from a config, runs it to completion and reports how it ended.
@@ -31,9 +32,11 @@ final class Machine {
         }
         let memory = try GuestMemory(size: config.memoryBytes)
         let vm = try VirtualMachine(hypervisor: hypervisor, memory: memory)
+        let virtio = try VirtioDevices(specs: config.devices, vm: vm, memory: memory, logger: logger)
+        let cmdline = ([config.cmdline] + virtio.cmdlineAnnouncements).joined(separator: " ")
 
         let entry = try BootLoader.prepare(memory: memory, kernelPath: config.kernelPath,
-                                           initrdPath: config.initrdPath, cmdline: config.cmdline)
+                                           initrdPath: config.initrdPath, cmdline: cmdline)
         try MPTable.write(to: memory, vcpuCount: config.vcpus)
         let supportedCPUID = try CPUID.supported(kvmFD: hypervisor.fd)
 
@@ -57,8 +60,8 @@ final class Machine {
 
         let lifecycle = try Lifecycle()
         let console = Console()
-        let devices = try legacyDevices(vm: vm, console: console, lifecycle: lifecycle)
-        return try start(vcpus: vcpus, devices: devices, console: console, lifecycle: lifecycle)
+        let devices = try legacyDevices(vm: vm, console: console, lifecycle: lifecycle, mmio: virtio.bus)
+        return try start(vcpus: vcpus, devices: devices, backends: virtio.backends, console: console, lifecycle: lifecycle)
     }
 
     private struct LegacyDevices {
@@ -67,7 +70,7 @@ final class Machine {
         let mmio: MMIOBus
     }
 
-    private func legacyDevices(vm: VirtualMachine, console: Console, lifecycle: Lifecycle) throws -> LegacyDevices {
+    private func legacyDevices(vm: VirtualMachine, console: Console, lifecycle: Lifecycle, mmio: MMIOBus) throws -> LegacyDevices {
         let bus = PortIOBus()
         let logger = self.logger
         let serial = Serial8250(output: { console.writeByte($0) }, raiseInterrupt: {
@@ -78,10 +81,11 @@ final class Machine {
         try bus.insert(BootTimer(startNanoseconds: startNanoseconds, report: { ms, value in
             logger.notice("guest boot-timer: \(formatMilliseconds(ms)) ms since start (value \(value))")
         }), base: Layout.bootTimerPort, count: 1)
-        return LegacyDevices(bus: bus, serial: serial, mmio: MMIOBus())
+        return LegacyDevices(bus: bus, serial: serial, mmio: mmio)
     }
 
-    private func start(vcpus: [VCPU], devices: LegacyDevices, console: Console, lifecycle: Lifecycle) throws -> VMOutcome {
+    private func start(vcpus: [VCPU], devices: LegacyDevices, backends: [VhostUserBackend],
+                       console: Console, lifecycle: Lifecycle) throws -> VMOutcome {
         let serial = devices.serial
         signal(SIGPIPE, SIG_IGN)
         _ = volt_install_kick_handler(VCPUKick.signal)
@@ -96,6 +100,9 @@ final class Machine {
         _ = try OSThread(name: "volt-console") {
             console.pumpInput { serial.enqueueInput($0) }
         }
+        let supervisor = try OSThread(name: "volt-supervise") {
+            Supervisor(backends: backends, lifecycle: lifecycle).run()
+        }
         let threads = try vcpus.map { vcpu in
             try OSThread(name: "volt-vcpu\(vcpu.index)") {
                 VCPURunner(vcpu: vcpu, ioBus: devices.bus, mmioBus: devices.mmio, lifecycle: lifecycle, logger: self.logger).run()
@@ -103,11 +110,14 @@ final class Machine {
         }
         logger.info("started \(vcpus.count) vCPU(s), \(config.memoryBytes >> 20) MiB")
         let outcome = lifecycle.wait()
+        // A vCPU may be blocked on a backend's socket (config access): unblock it.
+        for backend in backends { backend.disconnect() }
         for (vcpu, thread) in zip(vcpus, threads) {
             vcpu.requestImmediateExit()
             _ = volt_thread_kill(UInt(thread.handle), VCPUKick.signal)
         }
         for thread in threads { thread.join() }
+        supervisor.join()
         for vcpu in vcpus {
             if let regs = try? vcpu.registers() {
                 logger.debug("vCPU \(vcpu.index) stopped at RIP 0x\(String(regs.rip, radix: 16))")

@@ -77,6 +77,11 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
         try vm.addIrqfd(gsi: irq, eventFD: callFD.rawValue)
     }
 
+    /// Shuts the socket down so any call blocked on it returns (used when the VM stops).
+    func disconnect() {
+        frontend.connection.shutdown()
+    }
+
     private static func eventFD() throws -> OwnedFD {
         let fd = volt_eventfd(0, VOLT_EFD_CLOEXEC | VOLT_EFD_NONBLOCK)
         guard fd >= 0 else { throw RunError.system("eventfd: \(Errno(rawValue: -fd))") }
