@@ -63,7 +63,8 @@ enum TestEnvironment {
     /// only after stdout shows `inputAfter`; with `stopWhen`, the program is terminated
     /// as soon as its stdout contains that text (for guests that never finish here).
     static func run(_ path: String, _ arguments: [String], stdin: String? = nil, inputAfter: String? = nil,
-                    stopWhen: String? = nil, timeout: Double = 30) throws -> Result {
+                    stopWhen: String? = nil, whenOutput: (String, () -> Void)? = nil,
+                    timeout: Double = 30) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -88,8 +89,13 @@ enum TestEnvironment {
         }
         let deadline = Date().addingTimeInterval(timeout)
         var timedOut = false
+        var pendingAction = whenOutput
         while process.isRunning {
             let sofar = collected.stdout
+            if let (trigger, action) = pendingAction, sofar.contains(trigger) {
+                action()
+                pendingAction = nil
+            }
             if let trigger = inputAfter, let text = pendingInput, sofar.contains(trigger) {
                 input.fileHandleForWriting.write(Data(text.utf8))
                 pendingInput = nil
@@ -126,8 +132,10 @@ enum TestEnvironment {
     }
 
     static func runVMM(_ arguments: [String], stdin: String? = nil, inputAfter: String? = nil,
-                       stopWhen: String? = nil, timeout: Double = 60) throws -> Result {
-        try run(voltVMM, arguments, stdin: stdin, inputAfter: inputAfter, stopWhen: stopWhen, timeout: timeout)
+                       stopWhen: String? = nil, whenOutput: (String, () -> Void)? = nil,
+                       timeout: Double = 60) throws -> Result {
+        try run(voltVMM, arguments, stdin: stdin, inputAfter: inputAfter, stopWhen: stopWhen,
+                whenOutput: whenOutput, timeout: timeout)
     }
 
     /// A kernel from the kernel store (built by `volt-vmm kernel build`), by file name.
