@@ -60,3 +60,36 @@ import Testing
         try expectUsageError(["--kernel", guest, "--initrd", "/nonexistent.cpio"], mentions: ["/nonexistent.cpio"])
     }
 }
+
+/// /dev/kvm missing or not accessible: one line naming the fix, non-zero exit.
+@Suite struct KVMAccessTests {
+    func guestForAccessTests() -> String? {
+        guard TestEnvironment.require(getuid() == 0, "root (to hide /dev/kvm in a mount namespace and to drop to nobody)") else { return nil }
+        guard let hello = TestEnvironment.guest("hello") else {
+            Issue.record("test guests did not build (make -C guests)")
+            return nil
+        }
+        return hello
+    }
+
+    @Test func missingDevKVM() throws {
+        guard let hello = guestForAccessTests() else { return }
+        let r = try TestEnvironment.run("/usr/bin/unshare", ["-m", "sh", "-c",
+            "mount -t tmpfs tmpfs /dev && exec \(TestEnvironment.voltVMM) run --kernel \(hello)"])
+        #expect(r.status == 1)
+        #expect(r.stderr == "volt-vmm: /dev/kvm: not found — enable virtualization and load the kvm module (modprobe kvm_intel or kvm_amd)\n")
+    }
+
+    @Test func devKVMNotAccessible() throws {
+        guard let hello = guestForAccessTests() else { return }
+        var info = stat()
+        guard stat("/dev/kvm", &info) == 0, info.st_mode & 0o006 == 0 else {
+            print("⚠️  /dev/kvm is world-accessible here; the permission test has nothing to deny")
+            return
+        }
+        let r = try TestEnvironment.run("/usr/bin/setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                                            TestEnvironment.voltVMM, "run", "--kernel", hello])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("/dev/kvm: permission denied — run as root or add the user to group kvm"), "\(r.stderr)")
+    }
+}
