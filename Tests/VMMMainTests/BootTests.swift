@@ -89,7 +89,7 @@ import Testing
         guard TestEnvironment.require(TestEnvironment.kvmUsable, "/dev/kvm usable") else { return }
         guard TestEnvironment.require(TestEnvironment.storedKernel("vmlinux") != nil,
                                       "a stored kernel (volt-vmm kernel build)") else { return }
-        let r = try TestEnvironment.runVMM(["run", "--kernel", "default"], stopWhen: "Linux version", timeout: 120)
+        let r = try TestEnvironment.runVMM(["run", "--kernel", "default"], stopWhen: "Linux version 6.1", timeout: 120)
         #expect(r.stdout.contains("Linux version 6.1"), "`--kernel default` boots the store's newest kernel")
     }
 

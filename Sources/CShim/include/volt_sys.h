@@ -2,6 +2,7 @@
 // (it is built without _GNU_SOURCE, and variadic functions are not importable).
 // Convention: every function returns >= 0 on success or -errno; callers never read errno.
 #pragma once
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -13,6 +14,8 @@ int volt_eventfd(unsigned int initval, int flags);
 int volt_pipe2(int fds[2], int flags);
 int volt_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
 int volt_pidfd_open(pid_t pid);
+/// poll(), retried on EINTR. Returns the number of ready fds or -errno.
+int volt_poll(struct pollfd *fds, unsigned long count, int timeout_ms);
 /// Blocks signal `sig` in the calling thread's mask (so only a chosen thread receives it).
 int volt_block_signal(int sig);
 int volt_unblock_signal(int sig);

@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import SystemPackage
 
 /// Progress lines for `kernel build` on stderr: stage names, and a compile-unit counter that
 /// rewrites one line on a terminal and prints every `logEvery` units (plus 30 s heartbeats) otherwise.
@@ -25,7 +27,7 @@ final class BuildProgress {
         let percent = min(99, units * 100 / max(estimate, 1))
         let text = "[stage 3/4] compiling: \(units) units (~\(percent)% of ~\(max(estimate, units))) \(current)"
         if interactive {
-            FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
+            write("\r\u{1B}[K\(text)")
         } else if units - lastCountPrinted >= logEvery || Date().timeIntervalSince(lastPrinted) >= 30 {
             emit(text)
             lastCountPrinted = units
@@ -34,16 +36,19 @@ final class BuildProgress {
     }
 
     func finishCompiling(units: Int, seconds: Double) {
-        if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if interactive { write("\r\u{1B}[K") }
         emit("[stage 3/4] compiled \(units) units in \(Self.duration(seconds))")
     }
 
     static func duration(_ seconds: Double) -> String {
         let whole = Int(seconds.rounded())
-        return whole >= 60 ? "\(whole / 60)m\(String(format: "%02d", whole % 60))s" : "\(whole)s"
+        return whole >= 60 ? "\(whole / 60)m\(whole % 60 < 10 ? "0" : "")\(whole % 60)s" : "\(whole)s"
     }
 
-    private func emit(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+    private func emit(_ line: String) { write(line + "\n") }
+
+    /// Progress goes to stderr unbuffered, as it happens; a failed write is not worth failing a build.
+    private func write(_ text: String) {
+        _ = try? FileDescriptor.standardError.writeAll(text.utf8)
     }
 }

@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Glibc
+import SystemPackage
 
 /// `volt-vmm kernel build`: tinyconfig + fragment, checked, compiled, stored under a name derived
 /// from the kernel version and the fragment+source checksums, and reused when nothing changed.
@@ -54,9 +56,12 @@ struct KernelBuilder {
         try makeDirectory(store.workDirectory)
         let key = String(identityDigest.prefix(16))
         let logPath = "\(store.workDirectory)/build-\(key).log"
-        guard FileManager.default.createFile(atPath: logPath, contents: nil),
-              let log = FileHandle(forWritingAtPath: logPath) else {
-            throw KernelError.io(what: "creating build log", path: logPath, reason: "cannot write")
+        let log: FileDescriptor
+        do {
+            log = try FileDescriptor.open(
+                logPath, .writeOnly, options: [.create, .truncate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        } catch {
+            throw KernelError.io(what: "creating build log", path: logPath, reason: "\(error)")
         }
         defer { try? log.close() }
         progress.note("full build output: \(logPath)")
@@ -96,7 +101,7 @@ struct KernelBuilder {
         var units = 0
         let environment = ProcessInfo.processInfo.environment.merging(
             ["KBUILD_BUILD_USER": "volt-vmm", "KBUILD_BUILD_HOST": "volt-vmm", "LC_ALL": "C"]) { $1 }
-        let status = try Subprocess.run(
+        let status = try HostTools.run(
             "make", make + ["-j\(options.jobs)", "vmlinux", "bzImage"], environment: environment, log: log
         ) { line in
             guard let unit = Self.compileUnit(in: line) else { return }
@@ -161,12 +166,12 @@ struct KernelBuilder {
     // MARK: Steps
 
     private func checkInputs(source: String, fragment: String) throws {
-        var isDirectory: ObjCBool = false
+        var isDirectory = false
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory) else {
             throw KernelError.sourceNotFound(path: source)
         }
         let tarball = [".tar.xz", ".tar.gz", ".tgz", ".tar"].contains { source.hasSuffix($0) }
-        if isDirectory.boolValue || !tarball { throw KernelError.sourceNotATarball(path: source) }
+        if isDirectory || !tarball { throw KernelError.sourceNotATarball(path: source) }
         guard FileManager.default.fileExists(atPath: fragment) else {
             throw KernelError.fragmentNotFound(path: fragment)
         }
@@ -176,7 +181,7 @@ struct KernelBuilder {
     private func checkBuildTools(source: String) throws {
         var tools = ["make", "gcc", "tar", "flex", "bison", "bc", "perl"]
         if source.hasSuffix(".xz") { tools.append("xz") }
-        for tool in tools { _ = try Subprocess.require(tool) }
+        for tool in tools { _ = try HostTools.require(tool) }
         // objtool and the module signing tools include these headers.
         for (header, package) in [("/usr/include/gelf.h", "libelf-dev"), ("/usr/include/openssl/ssl.h", "libssl-dev")]
         where !FileManager.default.fileExists(atPath: header) {
@@ -185,7 +190,7 @@ struct KernelBuilder {
     }
 
     /// Unpacks the tarball once into `.work/src-<sha>` and returns the tree inside it.
-    private func unpack(source: String, sourceSHA256: String, log: FileHandle, logPath: String) throws -> String {
+    private func unpack(source: String, sourceSHA256: String, log: FileDescriptor, logPath: String) throws -> String {
         let cache = "\(options.store.workDirectory)/src-\(sourceSHA256.prefix(16))"
         let marker = "\(cache)/.volt-unpacked"
         if let treeName = FileManager.default.contents(atPath: marker).map({ String(decoding: $0, as: UTF8.self) }),
@@ -210,8 +215,8 @@ struct KernelBuilder {
         return "\(cache)/\(treeName)"
     }
 
-    private func step(_ tool: String, _ arguments: [String], in directory: String? = nil, log: FileHandle, logPath: String) throws {
-        let status = try Subprocess.run(tool, arguments, in: directory, log: log)
+    private func step(_ tool: String, _ arguments: [String], in directory: String? = nil, log: FileDescriptor, logPath: String) throws {
+        let status = try HostTools.run(tool, arguments, in: directory, log: log)
         guard status == 0 else {
             throw KernelError.commandFailed(command: ([tool] + arguments).joined(separator: " "), status: status, log: logPath)
         }
@@ -250,6 +255,7 @@ struct KernelBuilder {
     }
 
     private func fileSize(_ path: String) -> UInt64 {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.uint64Value ?? 0
+        var info = stat()
+        return stat(path, &info) == 0 ? UInt64(max(0, info.st_size)) : 0
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// `<store>/<name>/manifest.json`: what was built, from what, and the checksum of each stored file.
 struct KernelManifest: Codable, Equatable {
@@ -65,10 +65,8 @@ struct KernelManifest: Codable, Equatable {
     }
 
     static func timestamp(_ date: Date = Date()) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
+        // The default style: UTC, "yyyy-MM-ddTHH:mm:ssZ".
+        Date.ISO8601FormatStyle().format(date)
     }
 }
 

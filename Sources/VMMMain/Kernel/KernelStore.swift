@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The on-disk store of built guest kernels:
 ///
@@ -35,7 +36,7 @@ struct KernelStore {
         if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") {
             return "\(xdg)/volt-vmm/kernels"
         }
-        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? FileManager.default.homeDirectoryForCurrentUser.path
         return "\(home)/.cache/volt-vmm/kernels"
     }
 
@@ -72,9 +73,9 @@ struct KernelStore {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
         return names.filter { name in
             guard !name.hasPrefix("."), name != Self.defaultPointer else { return false }
-            var isDirectory: ObjCBool = false
+            var isDirectory = false
             return FileManager.default.fileExists(atPath: directory(of: name), isDirectory: &isDirectory)
-                && isDirectory.boolValue
+                && isDirectory
         }.sorted()
     }
 
@@ -125,9 +126,9 @@ struct KernelStore {
     ///    `:vmlinux` or `:bzImage`; `image` is used when there is no suffix.
     /// An existing directory that holds a stored kernel (e.g. `<store>/<name>`) works too.
     func resolve(_ nameOrPath: String, image: Image = .vmlinux) throws -> String {
-        var isDirectory: ObjCBool = false
+        var isDirectory = false
         if FileManager.default.fileExists(atPath: nameOrPath, isDirectory: &isDirectory) {
-            if !isDirectory.boolValue { return nameOrPath }
+            if !isDirectory { return nameOrPath }
             let inside = "\(nameOrPath)/\(image.rawValue)"
             if FileManager.default.fileExists(atPath: "\(nameOrPath)/\(KernelManifest.fileName)") {
                 guard FileManager.default.fileExists(atPath: inside) else {
@@ -156,7 +157,7 @@ struct KernelStore {
             name = target
         }
         let dir = directory(of: name)
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory else {
             throw notFound
         }
         let file = "\(dir)/\(chosen.rawValue)"
