@@ -32,6 +32,7 @@ uint64_t volt_monotonic_ns(void);
 #define VOLT_MFD_ALLOW_SEALING 0x0002U
 #define VOLT_EFD_CLOEXEC 02000000
 #define VOLT_EFD_NONBLOCK 04000
+#define VOLT_O_DIRECT 040000     /* O_DIRECT (GNU; not in Swift's Glibc) */
 #define VOLT_POLLRDHUP 0x2000   /* peer closed its end (GNU; not in Swift's Glibc) */
 #define VOLT_PR_SET_NAME 15
 #define VOLT_PR_SET_PDEATHSIG 1

@@ -42,6 +42,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Number of vCPUs.")
     var vcpus: Int = 1
 
+    @Option(help: ArgumentHelp(
+        "A raw disk image served by a spawned volt-blk-worker: path=IMG[,ro=on][,direct=on][,queues=N][,serial=S] (repeatable).",
+        valueName: "spec"))
+    var disk: [String] = []
+
     @Option(name: .customLong("vhost-user-blk"), help: ArgumentHelp(
         "Connect a virtio-blk device to a running vhost-user backend's socket (repeatable).",
         valueName: "socket"))
@@ -101,6 +106,8 @@ struct RunCommand: ParsableCommand {
         let kernelPath = try KernelStore.resolve(kernel, store: kernelStore)
         return MachineConfig(kernelPath: kernelPath, initrdPath: initrd, cmdline: cmdline,
                              memoryBytes: memory << 20, vcpus: vcpus,
-                             devices: vhostUserBlock.map { .vhostUserBlock(socket: $0) } + vhostUserNet.map { .vhostUserNet(socket: $0) })
+                             devices: try disk.map { .disk(try DiskSpec(parsing: $0)) }
+                                 + vhostUserBlock.map { .vhostUserBlock(socket: $0) }
+                                 + vhostUserNet.map { .vhostUserNet(socket: $0) })
     }
 }

@@ -61,7 +61,8 @@ final class Machine {
         let lifecycle = try Lifecycle()
         let console = Console()
         let devices = try legacyDevices(vm: vm, console: console, lifecycle: lifecycle, mmio: virtio.bus)
-        return try start(vcpus: vcpus, devices: devices, backends: virtio.backends, console: console, lifecycle: lifecycle)
+        defer { virtio.stopWorkers() }
+        return try start(vcpus: vcpus, devices: devices, virtio: virtio, console: console, lifecycle: lifecycle)
     }
 
     private struct LegacyDevices {
@@ -84,8 +85,9 @@ final class Machine {
         return LegacyDevices(bus: bus, serial: serial, mmio: mmio)
     }
 
-    private func start(vcpus: [VCPU], devices: LegacyDevices, backends: [VhostUserBackend],
+    private func start(vcpus: [VCPU], devices: LegacyDevices, virtio: VirtioDevices,
                        console: Console, lifecycle: Lifecycle) throws -> VMOutcome {
+        let backends = virtio.backends
         let serial = devices.serial
         signal(SIGPIPE, SIG_IGN)
         _ = volt_install_kick_handler(VCPUKick.signal)
@@ -101,7 +103,7 @@ final class Machine {
             console.pumpInput { serial.enqueueInput($0) }
         }
         let supervisor = try OSThread(name: "volt-supervise") {
-            Supervisor(backends: backends, lifecycle: lifecycle).run()
+            Supervisor(backends: backends, workers: virtio.workers, lifecycle: lifecycle).run()
         }
         let threads = try vcpus.map { vcpu in
             try OSThread(name: "volt-vcpu\(vcpu.index)") {

@@ -1,0 +1,85 @@
+import CShim
+import Glibc
+import IPC
+import SystemPackage
+
+/// A device worker volt-vmm started: its pid and pidfd (for supervision), and our end of
+/// the vhost-user socketpair. The child gets the other end as fd 3 and the fds in
+/// `passing` as 4, 5, ...; every other fd is closed in the child.
+final class WorkerProcess: @unchecked Sendable {
+    /// "blk worker for disk0" — how logs and errors name it.
+    let name: String
+    let pid: pid_t
+    let pidFD: Int32
+    private var reaped: Subprocess.Termination?
+
+    static let socketFD: CInt = 3
+
+    /// The worker executables live next to volt-vmm.
+    static func executable(_ name: String) throws -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { throw RunError.system("cannot find volt-vmm's own path (/proc/self/exe)") }
+        let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let dir = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let path = "\(dir)/\(name)"
+        guard access(path, X_OK) == 0 else {
+            throw RunError.system("worker executable \(path) not found — build it (swift build) or install it next to volt-vmm")
+        }
+        return path
+    }
+
+    /// Spawns the worker; `arguments` should refer to fd 3 (socket) and 4... (`passing`).
+    static func spawn(name: String, executable: String, arguments: [String], passing: [Int32]) throws -> (WorkerProcess, Connection) {
+        let (ours, theirs) = try Connection.pair()
+        var dup2: [(fd: CInt, to: CInt)] = [(theirs.socket.rawValue, socketFD)]
+        for (i, fd) in passing.enumerated() { dup2.append((fd, socketFD + 1 + CInt(i))) }
+        let pid = try withExtendedLifetime(theirs) {
+            try Subprocess.spawn(executable, arguments: arguments,
+                                 fileActions: .init(dup2: dup2, closeFrom: socketFD + 1 + CInt(passing.count)))
+        }
+        let pidFD = volt_pidfd_open(pid)
+        guard pidFD >= 0 else {
+            kill(pid, SIGKILL)
+            _ = try? Subprocess.wait(pid)
+            throw RunError.system("pidfd_open(\(pid)) for \(name): \(Errno(rawValue: -pidFD))")
+        }
+        return (WorkerProcess(name: name, pid: pid, pidFD: pidFD), ours)
+    }
+
+    private init(name: String, pid: pid_t, pidFD: Int32) {
+        self.name = name
+        self.pid = pid
+        self.pidFD = pidFD
+    }
+
+    deinit { close(pidFD) }
+
+    /// Waits up to `milliseconds` for the worker to exit, reaping it; nil if still running.
+    func waitForExit(milliseconds: Int32) -> Subprocess.Termination? {
+        if let reaped { return reaped }
+        var p = pollfd(fd: pidFD, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, milliseconds) > 0 else { return nil }
+        reaped = try? Subprocess.wait(pid)
+        return reaped
+    }
+
+    /// SIGTERM, a short grace period, then SIGKILL; always reaps.
+    func stop() {
+        guard waitForExit(milliseconds: 0) == nil else { return }
+        kill(pid, SIGTERM)
+        if waitForExit(milliseconds: 1000) == nil {
+            kill(pid, SIGKILL)
+            _ = waitForExit(milliseconds: -1)
+        }
+    }
+
+    /// How the worker ended, in words an operator can act on.
+    static func describe(_ termination: Subprocess.Termination) -> String {
+        switch termination {
+        case let .exited(code): return "exited with status \(code)"
+        case .signaled(SIGSYS): return "killed: seccomp violation (SIGSYS)"
+        case let .signaled(sig): return "killed by signal \(sig) (\(String(cString: strsignal(sig))))"
+        }
+    }
+}
