@@ -120,3 +120,24 @@ struct QemuStorageDaemonTests {
         #expect(try fe.perform(.read(sector: 32)).data == BlockFixture.pattern(sector: 32))
     }
 }
+
+extension QemuStorageDaemonTests {
+    /// The raw API builds the same chain by hand: what malformed-chain tests start from.
+    @Test func handWrittenChainThroughTheRawAPI() throws {
+        guard let f = try BlockFixture.make() else { return }
+        let fe = f.frontend
+        let header = try fe.allocate(16), data = try fe.allocate(512), status = try fe.allocate(1)
+        try fe.write(VirtioBlockRequest.read(sector: 3).header, to: header)
+        let slots = try fe.reserveDescriptors(queue: 0, count: 3)
+        try fe.writeRawDescriptor(queue: 0, slot: slots[0], address: header.address, length: 16, flags: .next, next: slots[1])
+        try fe.writeRawDescriptor(queue: 0, slot: slots[1], address: data.address, length: 512, flags: [.write, .next], next: slots[2])
+        try fe.writeRawDescriptor(queue: 0, slot: slots[2], address: status.address, length: 1, flags: .write)
+        let submission = try fe.offerRaw(queue: 0, head: slots[0], buffers: [header, data, status])
+        try fe.kick(queue: 0)
+        let completion = try fe.waitForCompletion(of: submission)
+        #expect(completion.length == 513)
+        #expect(try fe.read(status) == [0])
+        #expect(try fe.read(data) == BlockFixture.pattern(sector: 3))
+        fe.release(completion)
+    }
+}
