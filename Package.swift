@@ -35,19 +35,31 @@ let package = Package(
             name: "VirtioCore",
             dependencies: ["CShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // Test and benchmark tooling only (never linked into a shipped executable): a
+        // vhost-user frontend that plays VMM + guest driver, plus block/net request helpers.
+        .target(
+            name: "TestFrontend",
+            dependencies: ["CShim", "IPC", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // Helpers shared by test targets (prerequisite checks: loud skip or CI failure).
+        .target(name: "TestSupport"),
         .executableTarget(name: "BlockWorker", dependencies: ["CShim", "IPC"]),
         .executableTarget(name: "NetWorker", dependencies: ["CShim", "IPC"]),
         .testTarget(
             name: "IPCTests",
-            dependencies: ["IPC", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["IPC", "CShim", "TestFrontend", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "VMMMainTests",
-            dependencies: ["VMMMain", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["VMMMain", "CShim", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "VirtioCoreTests",
             dependencies: ["VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "TestFrontendTests",
+            dependencies: ["TestFrontend", "TestSupport", "IPC", "VirtioCore"]
         ),
     ],
     swiftLanguageModes: [.v5]

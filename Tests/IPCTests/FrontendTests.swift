@@ -3,6 +3,8 @@ import Glibc
 import Testing
 @testable import IPC
 import SystemPackage
+import TestFrontend
+import TestSupport
 
 /// Replies are written into the socket before the call, so one thread suffices.
 func frontendWithCannedReplies(_ replies: [(MessageHeader, [UInt8], [FileDescriptor])]) throws -> (Frontend, Connection) {
@@ -78,44 +80,20 @@ func frontendWithCannedReplies(_ replies: [(MessageHeader, [UInt8], [FileDescrip
         #expect(throws: VhostUserError.self) { try fe.getConfig(offset: 0, size: 300) }
     }
 
-    static let qsd = "/usr/bin/qemu-storage-daemon"
-
     /// Our front-end against QEMU's vhost-user-blk export (libvhost-user): proves the codec
     /// speaks the real protocol, including fd passing, REPLY_ACK and a ring start/stop.
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: qsd)), .timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(1)))
     func interoperatesWithQemuStorageDaemon() throws {
+        guard Prerequisite.require(QemuStorageDaemon.executable != nil, "qemu-storage-daemon not found (apt-get install qemu-system-common)") else { return }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipc-qsd-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let image = dir.appendingPathComponent("disk.img").path
-        let socket = dir.appendingPathComponent("vhost.sock").path
         #expect(FileManager.default.createFile(atPath: image, contents: Data(count: 1 << 20)))
-
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: Self.qsd)
-        daemon.arguments = [
-            "--blockdev", "driver=file,node-name=f0,filename=\(image)",
-            "--export", "type=vhost-user-blk,id=e0,node-name=f0,addr.type=unix,addr.path=\(socket),writable=on",
-        ]
-        try daemon.run()
-        var connection: Connection?
-        defer {
-            // The daemon does not act on SIGTERM while a client is connected: hang up first,
-            // then SIGTERM, then SIGKILL after 5 s.
-            connection?.shutdown()
-            daemon.terminate()
-            for _ in 0..<50 where daemon.isRunning { usleep(100_000) }
-            if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) }
-            daemon.waitUntilExit()
-        }
-
-        var frontend: Frontend?
-        for _ in 0..<100 where frontend == nil {
-            frontend = try? Frontend.connect(path: socket)
-            if frontend == nil { usleep(100_000) }
-        }
-        let fe = try #require(frontend, "qemu-storage-daemon did not open \(socket)")
-        connection = fe.connection
+        let daemon = try QemuStorageDaemon(image: image, socketPath: dir.appendingPathComponent("vhost.sock").path,
+                                           logPath: dir.appendingPathComponent("qsd.log").path)
+        defer { daemon.stop() }
+        let fe = Frontend(connection: try daemon.connect())
 
         let features = try fe.getFeatures()
         #expect(features & VhostUser.protocolFeaturesBit != 0)

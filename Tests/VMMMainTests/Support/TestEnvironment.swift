@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Where the tests find the binaries, test guests and kernels they run, and how they
 /// treat a missing prerequisite: a loud skip, or a failure under VOLT_REQUIRE_KVM=1 (CI).
@@ -20,7 +21,7 @@ enum TestEnvironment {
 
     static var voltVMM: String { productsDirectory.appendingPathComponent("volt-vmm").path }
 
-    static var requireAll: Bool { ProcessInfo.processInfo.environment["VOLT_REQUIRE_KVM"] == "1" }
+    static var requireAll: Bool { Prerequisite.requireAll }
 
     static var kvmUsable: Bool {
         let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
@@ -28,16 +29,10 @@ enum TestEnvironment {
         return fd >= 0
     }
 
-    /// Returns true when the prerequisite holds. Otherwise prints a loud skip and returns
-    /// false — or records a failure when CI demands everything (VOLT_REQUIRE_KVM=1).
+    /// Returns true when the prerequisite holds; otherwise a loud skip, or a failure
+    /// under VOLT_REQUIRE_KVM=1 (shared with the other test targets: TestSupport).
     static func require(_ condition: Bool, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
-        if condition { return true }
-        if requireAll {
-            Issue.record("required prerequisite missing: \(what) (VOLT_REQUIRE_KVM=1)", sourceLocation: sourceLocation)
-        } else {
-            print("⚠️  SKIPPED: \(what) — this test did not run")
-        }
-        return false
+        Prerequisite.require(condition, what, sourceLocation: sourceLocation)
     }
 
     /// The test guests, built once per test process with `make -C guests`.
