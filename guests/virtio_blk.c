@@ -248,6 +248,7 @@ void guest_main(u32 si)
     u64 start = cmdline_num(si, "blk.start", 0);
     int readonly = rt_cmdline_word(si, "blk.readonly");
     int outofrange = rt_cmdline_word(si, "blk.outofrange");
+    int reset_again = rt_cmdline_word(si, "blk.reset");
 
     if (!vdev_find(si, VIRTIO_ID_BLOCK, "blk", &dev))
         goto out;
@@ -291,6 +292,18 @@ void guest_main(u32 si)
             run_range(VIRTIO_BLK_T_IN, start, nsectors);
         rt_printf("VOLT-GUEST blk: wrote=%llu flushed=%s verified=%u mismatches=%u\n", wrote, flushed, verified,
                   mismatches);
+    }
+
+    if (reset_again && !timed_out && max_inflight && nsectors) {
+        /* Reset the device (status 0) and bring it up again from scratch: the VMM must
+         * stop the backend's rings and hand over fresh ones, with the data intact. */
+        if (vdev_negotiate(&dev, 1ull << VIRTIO_F_VERSION_1, 1ull << VIRTIO_BLK_F_FLUSH) &&
+            vdev_queue_setup(&dev, &vq, &ring, 0)) {
+            vdev_driver_ok(&dev);
+            verified = mismatches = 0;
+            run_range(VIRTIO_BLK_T_IN, start, nsectors);
+            rt_printf("VOLT-GUEST blk: after-reset verified=%u mismatches=%u\n", verified, mismatches);
+        }
     }
 
     if (outofrange && !timed_out && max_inflight) {
