@@ -36,7 +36,10 @@ let package = Package(
             dependencies: ["CShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .executableTarget(name: "BlockWorker", dependencies: ["CShim", "IPC"]),
-        .executableTarget(name: "NetWorker", dependencies: ["CShim", "IPC"]),
+        .executableTarget(
+            name: "NetWorker",
+            dependencies: ["CShim", "IPC", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .testTarget(
             name: "IPCTests",
             dependencies: ["IPC", "CShim", .product(name: "SystemPackage", package: "swift-system")]
@@ -44,6 +47,10 @@ let package = Package(
         .testTarget(
             name: "VMMMainTests",
             dependencies: ["VMMMain", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "NetWorkerTests",
+            dependencies: ["NetWorker", "IPC", "VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "VirtioCoreTests",
