@@ -50,8 +50,10 @@ let package = Package(
         ),
         .testTarget(
             name: "NetWorkerTests",
-            dependencies: ["NetWorker", "IPC", "VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["NetWorker", "NetTestShim", "IPC", "VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // setns + AF_PACKET for NetWorkerTests only.
+        .target(name: "NetTestShim", path: "Tests/NetTestShim"),
         .testTarget(
             name: "VirtioCoreTests",
             dependencies: ["VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
