@@ -32,7 +32,8 @@ struct NetDeviceConfig: Equatable {
     var mac: [UInt8]?
     var mtu: UInt16?
     var queuePairs: Int = 1
-    var queueSize: Int = 256
+    // QEMU's virtio-mmio offers up to 1024 and Linux takes the maximum.
+    var queueSize: Int = 1024
 }
 
 /// The vhost-user-net device: features, config space, and the queue pairs' workers.

@@ -100,6 +100,15 @@ final class PairWorker: @unchecked Sendable {
                         if let fd = kicks[.controlKick], drainEventFD(fd.rawValue) { handler.metrics.kicks += 1 }
                     case .tap:
                         if events[i] & VOLT_EPOLLOUT != 0 { handler.tapWritable() }
+                        if events[i] & (VOLT_EPOLLERR | VOLT_EPOLLHUP) != 0 {
+                            // Reported even with no events asked for: drop the fd from the set
+                            // rather than spin on it.
+                            logLine("pair \(index): TAP \(handler.tap.name) reported an error; RX and TX stop")
+                            handler.tapBroken()
+                            handler.txRunning = false
+                            _ = volt_epoll_del(epoll.rawValue, handler.tap.fd.rawValue)
+                            tapEvents = UInt32.max
+                        }
                     }
                 }
                 control?.process()
@@ -118,7 +127,7 @@ final class PairWorker: @unchecked Sendable {
         var wanted: UInt32 = 0
         if handler.wantsTapInput { wanted |= VOLT_EPOLLIN }
         if handler.wantsTapOutput { wanted |= VOLT_EPOLLOUT }
-        guard wanted != tapEvents else { return }
+        guard wanted != tapEvents, tapEvents != UInt32.max else { return }
         if volt_epoll_mod(epoll.rawValue, handler.tap.fd.rawValue, wanted, Tag.tap.rawValue) >= 0 { tapEvents = wanted }
     }
 }

@@ -71,6 +71,9 @@ final class QueueHandler {
     /// The TAP became writable again.
     func tapWritable() { txBlocked = false }
 
+    /// The TAP reported an error or hang-up (e.g. the interface was deleted): stop using it.
+    func tapBroken() { tapFailed = true }
+
     /// An RX kick: buffers may have arrived.
     func rxKicked() { rxStarved = false }
 
