@@ -44,7 +44,10 @@ let package = Package(
         // Helpers shared by test targets (prerequisite checks: loud skip or CI failure).
         .target(name: "TestSupport"),
         .executableTarget(name: "BlockWorker", dependencies: ["CShim", "IPC"]),
-        .executableTarget(name: "NetWorker", dependencies: ["CShim", "IPC"]),
+        .executableTarget(
+            name: "NetWorker",
+            dependencies: ["CShim", "IPC", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .testTarget(
             name: "IPCTests",
             dependencies: ["IPC", "CShim", "TestFrontend", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
@@ -53,6 +56,12 @@ let package = Package(
             name: "VMMMainTests",
             dependencies: ["VMMMain", "CShim", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        .testTarget(
+            name: "NetWorkerTests",
+            dependencies: ["NetWorker", "NetTestShim", "IPC", "VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // setns + AF_PACKET for NetWorkerTests only.
+        .target(name: "NetTestShim", path: "Tests/NetTestShim"),
         .testTarget(
             name: "VirtioCoreTests",
             dependencies: ["VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]

@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+
+/// volt-net-worker as a standalone process, with real front-ends: volt-vmm running
+/// guests/out/virtio_net.elf on KVM, and QEMU (TCG) running a Linux guest.
+@Suite(.serialized) struct IntegrationTests {
+    static var worker: String { TestEnvironment.productsDirectory.appendingPathComponent("volt-net-worker").path }
+
+    static func socketPath(_ tag: String) -> String { "/tmp/volt-nwt-\(getpid())-\(tag).sock" }
+
+    @Test func printCapabilities() throws {
+        let r = try TestEnvironment.run(Self.worker, ["--print-capabilities"], timeout: 10)
+        #expect(r.status == 0)
+        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "{\"type\": \"net\"}")
+    }
+
+    @Test func badArgumentsExitNonZeroWithOneLine() throws {
+        let r = try TestEnvironment.run(Self.worker, ["--socket-path", "/tmp/x", "--tap", "vt0", "--queue-size", "3"], timeout: 10)
+        #expect(r.status == 2)
+        #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("fix:"), "stderr: \(r.stderr)")
+    }
+
+    @Test func voltVMMGuestExchangesFramesThroughTheWorker() throws {
+        guard TestEnvironment.require(NetNamespace.available, "root, /dev/net/tun and ip(8)"),
+              TestEnvironment.require(TestEnvironment.kvmUsable, "/dev/kvm"),
+              let guest = TestEnvironment.guest("virtio_net") else { return }
+        let ns = try NetNamespace()
+        defer { ns.delete() }
+        let socket = Self.socketPath("vmm")
+        defer { unlink(socket) }
+        let worker = try Background("/usr/sbin/ip", ["netns", "exec", ns.name, Self.worker, "--socket-path", socket,
+                                                     "--tap", ns.tap, "--mac", "52:54:00:aa:bb:01"])
+        defer { worker.stop() }
+        let peer = try Background("/usr/sbin/ip", ["netns", "exec", ns.name, "python3",
+                                                   TestEnvironment.repositoryRoot.appendingPathComponent("guests/tools/net_peer.py").path,
+                                                   ns.tap, "--expect-tx", "4", "--send", "3", "--timeout", "30"])
+        defer { peer.stop() }
+        #expect(peer.waitFor("ready", timeout: 10))
+        // The worker listens once its socket exists.
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: socket) && Date() < deadline { usleep(10_000) }
+        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--cmdline", "net.count=4 net.expect=3",
+                                            "--vhost-user-net", socket], timeout: 60)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stdout.contains("VOLT-GUEST net: sent=4"), "stdout: \(r.stdout)")
+        #expect(r.stdout.contains("VOLT-GUEST net: received=3 other=0"), "stdout: \(r.stdout)")
+        #expect(r.stdout.contains("VOLT-GUEST net: mac=52:54:00:aa:bb:01"))
+        #expect(peer.wait(timeout: 10))
+        #expect(peer.process.terminationStatus == 0, "peer: \(peer.stdout)")
+        for i in 0..<4 { #expect(peer.stdout.contains("VOLT-NET-TX \(i)"), "peer: \(peer.stdout)") }
+        // The front-end went away: the worker exits 0 by itself.
+        #expect(worker.wait(timeout: 10), "worker still running after volt-vmm exited")
+        #expect(worker.process.terminationStatus == 0, "worker: \(worker.stderr)")
+        #expect(worker.stderr.contains("tx_frames=4"), "worker: \(worker.stderr)")
+    }
+
+    @Test func workerExitsZeroOnSIGTERM() throws {
+        guard TestEnvironment.require(NetNamespace.available, "root, /dev/net/tun and ip(8)") else { return }
+        let ns = try NetNamespace()
+        defer { ns.delete() }
+        let socket = Self.socketPath("term")
+        defer { unlink(socket) }
+        let worker = try Background("/usr/sbin/ip", ["netns", "exec", ns.name, Self.worker, "--socket-path", socket, "--tap", ns.tap])
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: socket) && Date() < deadline { usleep(10_000) }
+        usleep(100_000)
+        // `ip netns exec` execs the worker, so the signal reaches it directly.
+        #expect(worker.stop() == 0, "stderr: \(worker.stderr)")
+    }
+}

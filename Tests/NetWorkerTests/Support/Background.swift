@@ -1,0 +1,62 @@
+import Foundation
+
+/// A program running beside the test (worker, peer), output collected; `stop()` sends
+/// SIGTERM and waits (SIGKILL after 5 s).
+final class Background: @unchecked Sendable {
+    let process = Process()
+    private let out = Pipe(), err = Pipe()
+    private let lock = NSLock()
+    private var outData = Data(), errData = Data()
+    private let group = DispatchGroup()
+
+    init(_ path: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        DispatchQueue.global().async(group: group) { [self] in
+            while case let chunk = out.fileHandleForReading.availableData, !chunk.isEmpty { lock.withLock { outData.append(chunk) } }
+        }
+        DispatchQueue.global().async(group: group) { [self] in
+            while case let chunk = err.fileHandleForReading.availableData, !chunk.isEmpty { lock.withLock { errData.append(chunk) } }
+        }
+    }
+
+    var stdout: String { lock.withLock { String(decoding: outData, as: UTF8.self) } }
+    var stderr: String { lock.withLock { String(decoding: errData, as: UTF8.self) } }
+
+    /// Waits until stdout or stderr contains `text` (or the process ends / time runs out).
+    @discardableResult
+    func waitFor(_ text: String, timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if stdout.contains(text) || stderr.contains(text) { return true }
+            if !process.isRunning { return stdout.contains(text) || stderr.contains(text) }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    /// Waits for the process to end by itself; false on timeout.
+    func wait(timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { return false }
+        process.waitUntilExit()
+        group.wait()
+        return true
+    }
+
+    @discardableResult
+    func stop() -> Int32 {
+        if process.isRunning {
+            process.terminate()
+            if !wait(timeout: 5) { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        group.wait()
+        return process.terminationStatus
+    }
+}

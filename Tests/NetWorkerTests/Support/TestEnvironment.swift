@@ -1,0 +1,1 @@
+../../VMMMainTests/Support/TestEnvironment.swift
