@@ -6,10 +6,10 @@ set -euo pipefail
 PACKAGES=(
   gcc make                                   # test guests, C shim
   libseccomp-dev libcap-dev                  # worker sandboxing
-  linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils   # guest kernel build
+  linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils lz4   # guest kernel build
   busybox-static e2fsprogs                   # test initramfs and ext4 images
   qemu-system-x86 qemu-system-common qemu-utils   # QEMU peers: TCG frontend, storage daemon, benchmarks
-  iproute2                                   # TAP/bridge/netns tests
+  iproute2 python3                           # TAP/bridge/netns tests, guest test tools, benchmarks
 )
 
 missing=()

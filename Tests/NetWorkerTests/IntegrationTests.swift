@@ -54,6 +54,52 @@ import Testing
         #expect(worker.stderr.contains("tx_frames=4"), "worker: \(worker.stderr)")
     }
 
+    /// The production shape: volt-vmm opens the TAP and spawns volt-net-worker itself.
+    @Test func voltVMMSpawnsTheNetWorkerForATap() throws {
+        guard TestEnvironment.require(NetNamespace.available, "root, /dev/net/tun and ip(8)"),
+              TestEnvironment.require(TestEnvironment.kvmUsable, "/dev/kvm"),
+              let guest = TestEnvironment.guest("virtio_net") else { return }
+        let ns = try NetNamespace()
+        defer { ns.delete() }
+        let peer = try Background("/usr/sbin/ip", ["netns", "exec", ns.name, "python3",
+                                                   TestEnvironment.repositoryRoot.appendingPathComponent("guests/tools/net_peer.py").path,
+                                                   ns.tap, "--expect-tx", "5", "--send", "2", "--timeout", "30"])
+        defer { peer.stop() }
+        #expect(peer.waitFor("ready", timeout: 10))
+        let r = try TestEnvironment.run("/usr/sbin/ip", ["netns", "exec", ns.name, TestEnvironment.voltVMM, "run",
+                                                         "--kernel", guest, "--cmdline", "net.count=5 net.expect=2",
+                                                         "--net", "tap=\(ns.tap),mac=52:54:00:aa:bb:02", "--log-level", "info"],
+                                        timeout: 60)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("spawned volt-net-worker pid"), "stderr: \(r.stderr)")
+        #expect(r.stdout.contains("VOLT-GUEST net: mac=52:54:00:aa:bb:02"))
+        #expect(r.stdout.contains("VOLT-GUEST net: sent=5"), "stdout: \(r.stdout)")
+        #expect(r.stdout.contains("VOLT-GUEST net: received=2 other=0"), "stdout: \(r.stdout)")
+        #expect(peer.wait(timeout: 10))
+        for i in 0..<5 { #expect(peer.stdout.contains("VOLT-NET-TX \(i)"), "peer: \(peer.stdout)") }
+        let leftovers = try TestEnvironment.run("/usr/bin/pgrep", ["-f", "volt-net-worker --fd 3"])
+        #expect(leftovers.stdout.isEmpty, "the worker is stopped and reaped with the VM")
+    }
+
+    @Test func voltVMMReportsAMissingTap() throws {
+        guard TestEnvironment.require(NetNamespace.available, "root, /dev/net/tun and ip(8)"),
+              TestEnvironment.require(TestEnvironment.kvmUsable, "/dev/kvm"),
+              let guest = TestEnvironment.guest("virtio_net") else { return }
+        let ns = try NetNamespace()
+        defer { ns.delete() }
+        // tap= names an existing TAP: a missing one is not silently created.
+        var r = try TestEnvironment.run("/usr/sbin/ip", ["netns", "exec", ns.name, TestEnvironment.voltVMM, "run",
+                                                         "--kernel", guest, "--net", "tap=nosuch0"], timeout: 30)
+        #expect(r.status == 2, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("tap=nosuch0: no such interface") && r.stderr.contains("ip tuntap add"), "stderr: \(r.stderr)")
+        #expect(try ns.exec(["ip", "-o", "link"]).stdout.contains("nosuch0") == false)
+        // An interface that is not a TAP is refused.
+        try ns.exec(["ip", "link", "add", "br9", "type", "bridge"])
+        r = try TestEnvironment.run("/usr/sbin/ip", ["netns", "exec", ns.name, TestEnvironment.voltVMM, "run",
+                                                     "--kernel", guest, "--net", "tap=br9"], timeout: 30)
+        #expect(r.status == 2 && r.stderr.contains("not a TAP"), "stderr: \(r.stderr)")
+    }
+
     @Test func workerExitsZeroOnSIGTERM() throws {
         guard TestEnvironment.require(NetNamespace.available, "root, /dev/net/tun and ip(8)") else { return }
         let ns = try NetNamespace()

@@ -47,6 +47,11 @@ struct RunCommand: ParsableCommand {
         valueName: "spec"))
     var disk: [String] = []
 
+    @Option(help: ArgumentHelp(
+        "An existing TAP device served by a spawned volt-net-worker: tap=NAME[,mac=MAC][,mtu=N][,queues=N] (repeatable).",
+        valueName: "spec"))
+    var net: [String] = []
+
     @Option(name: .customLong("vhost-user-blk"), help: ArgumentHelp(
         "Connect a virtio-blk device to a running vhost-user backend's socket (repeatable).",
         valueName: "socket"))
@@ -107,6 +112,7 @@ struct RunCommand: ParsableCommand {
         return MachineConfig(kernelPath: kernelPath, initrdPath: initrd, cmdline: cmdline,
                              memoryBytes: memory << 20, vcpus: vcpus,
                              devices: try disk.map { .disk(try DiskSpec(parsing: $0)) }
+                                 + net.map { .net(try NetSpec(parsing: $0)) }
                                  + vhostUserBlock.map { .vhostUserBlock(socket: $0) }
                                  + vhostUserNet.map { .vhostUserNet(socket: $0) })
     }

@@ -179,7 +179,7 @@ struct KernelBuilder {
 
     /// What `make` needs; checked only when a build is needed (reuse needs just sha256sum).
     private func checkBuildTools(source: String) throws {
-        var tools = ["make", "gcc", "tar", "flex", "bison", "bc", "perl"]
+        var tools = ["make", "gcc", "tar", "flex", "bison", "bc", "perl", "lz4"]
         if source.hasSuffix(".xz") { tools.append("xz") }
         for tool in tools { _ = try HostTools.require(tool) }
         // objtool and the module signing tools include these headers.

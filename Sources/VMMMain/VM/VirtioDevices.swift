@@ -9,12 +9,15 @@ enum VirtioDeviceSpec: Equatable {
     case vhostUserNet(socket: String)
     /// A raw image served by a volt-blk-worker that volt-vmm spawns.
     case disk(DiskSpec)
+    /// A TAP device served by a volt-net-worker that volt-vmm spawns.
+    case net(NetSpec)
 
     var kind: String {
         switch self {
         case .vhostUserBlock: return "vhost-user-blk"
         case .vhostUserNet: return "vhost-user-net"
         case .disk: return "disk"
+        case .net: return "net"
         }
     }
 }
@@ -31,6 +34,8 @@ struct VirtioDevices {
     private(set) var backends: [VhostUserBackend] = []
     /// Workers volt-vmm spawned, index-aligned with `backends` (nil for external backends).
     private(set) var workers: [WorkerProcess?] = []
+    /// TAPs opened for net workers; held for the VM's lifetime.
+    private var taps: [TapDevice] = []
     private(set) var transports: [VirtioMMIOTransport] = []
     /// `virtio_mmio.device=4K@0xd0000000:5 ...` for Linux's VIRTIO_MMIO_CMDLINE_DEVICES.
     private(set) var cmdlineAnnouncements: [String] = []
@@ -43,36 +48,8 @@ struct VirtioDevices {
             let base = Layout.virtioMMIOBase + UInt64(index) * Layout.virtioMMIOSize
             let irq = Layout.virtioFirstIRQ + UInt32(index)
             let name = "\(spec.kind)\(index)"
-            let backend: VhostUserBackend
-            var worker: WorkerProcess?
-            switch spec {
-            case let .disk(disk):
-                let image = try DiskImage.open(disk)
-                defer { try? image.close() }
-                var args = ["--fd", "\(WorkerProcess.socketFD)", "--image-fd", "\(WorkerProcess.socketFD + 1)",
-                            "--num-queues", "\(disk.queues)"]
-                if disk.readOnly { args.append("--readonly") }
-                if disk.direct { args.append("--direct") }
-                if let serial = disk.serial { args += ["--serial", serial] }
-                let (process, connection) = try WorkerProcess.spawn(
-                    name: "blk worker for \(name)", executable: try WorkerProcess.executable("volt-blk-worker"),
-                    arguments: args, passing: [image.rawValue])
-                worker = process
-                do {
-                    backend = try VhostUserBackend(name: name, frontend: Frontend(connection: connection), deviceType: Self.deviceTypeBlock,
-                                                   defaultQueues: disk.queues, memory: memory, vm: vm, mmioBase: base, irq: irq)
-                } catch {
-                    process.stop()
-                    throw error
-                }
-                logger.info("\(name): spawned volt-blk-worker pid \(process.pid) for \(disk.path)")
-            case let .vhostUserBlock(socket):
-                backend = try VhostUserBackend(name: name, frontend: try Self.connect(socket, spec), deviceType: Self.deviceTypeBlock,
-                                               defaultQueues: 1, memory: memory, vm: vm, mmioBase: base, irq: irq)
-            case let .vhostUserNet(socket):
-                backend = try VhostUserBackend(name: name, frontend: try Self.connect(socket, spec), deviceType: Self.deviceTypeNet,
-                                               defaultQueues: 2, memory: memory, vm: vm, mmioBase: base, irq: irq)
-            }
+            let placement = Placement(vm: vm, memory: memory, mmioBase: base, irq: irq)
+            let (backend, worker) = try Self.connect(spec, name: name, placement: placement, logger: logger, taps: &taps)
             let transport = VirtioMMIOTransport(name: name, irq: irq, backend: backend, memory: memory, logger: logger,
                                                 raiseInterrupt: {
                 do { try vm.pulseIRQ(irq) } catch { logger.error("\(name): interrupt: \(error)") }
@@ -89,6 +66,65 @@ struct VirtioDevices {
     /// Stops every spawned worker (SIGTERM, then SIGKILL) and reaps it.
     func stopWorkers() {
         for worker in workers { worker?.stop() }
+    }
+
+    /// Where a device sits: its VM, memory, MMIO window and IRQ.
+    private struct Placement {
+        let vm: VirtualMachine
+        let memory: GuestMemory
+        let mmioBase: UInt64
+        let irq: UInt32
+
+        func backend(_ name: String, _ frontend: Frontend, type: UInt32, queues: Int) throws -> VhostUserBackend {
+            try VhostUserBackend(name: name, frontend: frontend, deviceType: type, defaultQueues: queues,
+                                 memory: memory, vm: vm, mmioBase: mmioBase, irq: irq)
+        }
+    }
+
+    /// Connects one device to its backend: a socket someone else serves, or a worker we spawn.
+    private static func connect(_ spec: VirtioDeviceSpec, name: String, placement: Placement, logger: Logger,
+                                taps: inout [TapDevice]) throws -> (VhostUserBackend, WorkerProcess?) {
+        let socketArgs = ["--fd", "\(WorkerProcess.socketFD)"]
+        switch spec {
+        case let .vhostUserBlock(socket):
+            return (try placement.backend(name, try connect(socket, spec), type: deviceTypeBlock, queues: 1), nil)
+        case let .vhostUserNet(socket):
+            return (try placement.backend(name, try connect(socket, spec), type: deviceTypeNet, queues: 2), nil)
+        case let .disk(disk):
+            let image = try DiskImage.open(disk)
+            defer { try? image.close() }
+            var args = socketArgs + ["--image-fd", "\(WorkerProcess.socketFD + 1)", "--num-queues", "\(disk.queues)"]
+            if disk.readOnly { args.append("--readonly") }
+            if disk.direct { args.append("--direct") }
+            if let serial = disk.serial { args += ["--serial", serial] }
+            return try spawn("volt-blk-worker", args, passing: [image.rawValue], name: name, what: disk.path,
+                             type: deviceTypeBlock, queues: disk.queues, placement: placement, logger: logger)
+        case let .net(net):
+            let tap = try TapDevice(existing: net.tap, queuePairs: net.queues)
+            taps.append(tap)
+            var args = socketArgs + ["--num-queue-pairs", "\(net.queues)"]
+            for i in tap.queues.indices { args += ["--tap-fd", "\(WorkerProcess.socketFD + 1 + CInt(i))"] }
+            if let mac = net.mac { args += ["--mac", mac.description] }
+            if let mtu = net.mtu { args += ["--mtu", "\(mtu)"] }
+            return try spawn("volt-net-worker", args, passing: tap.queues.map(\.rawValue), name: name, what: "TAP \(tap.name)",
+                             type: deviceTypeNet, queues: net.queues > 1 ? 2 * net.queues + 1 : 2, placement: placement, logger: logger)
+        }
+    }
+
+    private static func spawn(_ executable: String, _ args: [String], passing fds: [Int32], name: String, what: String,
+                              type: UInt32, queues: Int, placement: Placement, logger: Logger) throws -> (VhostUserBackend, WorkerProcess?) {
+        let kind = type == deviceTypeBlock ? "blk" : "net"
+        let (process, connection) = try WorkerProcess.spawn(name: "\(kind) worker for \(name)",
+                                                            executable: try WorkerProcess.executable(executable),
+                                                            arguments: args, passing: fds)
+        do {
+            let backend = try placement.backend(name, Frontend(connection: connection), type: type, queues: queues)
+            logger.info("\(name): spawned \(executable) pid \(process.pid) for \(what)")
+            return (backend, process)
+        } catch {
+            process.stop()
+            throw error
+        }
     }
 
     private static func connect(_ socket: String, _ spec: VirtioDeviceSpec) throws -> Frontend {
