@@ -35,7 +35,11 @@ let package = Package(
             name: "VirtioCore",
             dependencies: ["CShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
-        .executableTarget(name: "BlockWorker", dependencies: ["CShim", "IPC"]),
+        // vhost-user-blk worker: no Foundation (Glibc, SystemPackage, IPC, VirtioCore only).
+        .executableTarget(
+            name: "BlockWorker",
+            dependencies: ["CShim", "IPC", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .executableTarget(name: "NetWorker", dependencies: ["CShim", "IPC"]),
         .testTarget(
             name: "IPCTests",
