@@ -45,7 +45,13 @@ enum BlockConfigLayout {
 /// Everything the device is configured with on the command line.
 struct BlockDeviceOptions {
     var queueCount = 1
-    var maxQueueSize = 256
+    /// Largest ring accepted (SET_VRING_NUM). QEMU's vhost-user-blk uses 1024-entry rings.
+    var maxQueueSize = 1024
+    /// Data segments per request (seg_max). A chain holds at most queue-size buffers,
+    /// two of which are the header and the status byte, and config space is read before
+    /// the front-end picks its ring size: so this assumes rings of at least 256 entries
+    /// (volt-vmm offers 256, QEMU 1024), and never exceeds maxQueueSize - 2.
+    var segMax: UInt32 { UInt32(min(maxQueueSize, 256) - 2) }
     var serial: String?
     /// Largest single segment (size_max), bytes.
     var sizeMax: UInt32 = 1 << 20
@@ -131,9 +137,7 @@ final class BlockDevice: VhostUserDevice {
         }
         put(disk.capacity, BlockConfigLayout.capacity)
         put(options.sizeMax, BlockConfigLayout.sizeMax)
-        // Data segments per request: a chain holds at most queue-size buffers, two of
-        // which are the header and the status byte.
-        put(UInt32(options.maxQueueSize - 2), BlockConfigLayout.segMax)
+        put(options.segMax, BlockConfigLayout.segMax)
         put(blockSize, BlockConfigLayout.blkSize)
         // Topology: 4 KiB physical blocks, I/O hints of one physical block.
         let exp = UInt8(blockSize >= 4096 ? 0 : 3)

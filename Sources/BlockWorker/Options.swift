@@ -13,7 +13,7 @@ struct Options: Equatable {
     var readOnly = false
     var direct = false
     var numQueues = 1
-    var queueSize = 256
+    var queueSize = 1024
     var serial: String?
     var printCapabilities = false
     var help = false
@@ -31,7 +31,7 @@ struct Options: Equatable {
           --readonly           read-only disk (alias: --read-only)
           --direct             O_DIRECT I/O (bypass the host page cache)
           --num-queues N       request queues, 1-64 (default 1)
-          --queue-size N       largest queue size, power of two 4-1024 (default 256)
+          --queue-size N       largest queue size, power of two 4-1024 (default 1024)
           --serial S           device ID for GET_ID, at most 20 ASCII bytes (default: from the image)
           --print-capabilities print the back-end's JSON capabilities and exit
           --help               this text
