@@ -50,6 +50,10 @@ let package = Package(
             dependencies: ["VMMMain", "CShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
+            name: "BlockWorkerTests",
+            dependencies: ["BlockWorker", "IPC", "VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
             name: "VirtioCoreTests",
             dependencies: ["VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
