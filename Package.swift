@@ -45,13 +45,15 @@ let package = Package(
             name: "IPCTests",
             dependencies: ["IPC", "CShim", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // Shared by the integration tests: binaries, guests, kernels, prerequisites, process runner.
+        .target(name: "VoltTestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "VMMMainTests",
-            dependencies: ["VMMMain", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["VMMMain", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "BlockWorkerTests",
-            dependencies: ["BlockWorker", "IPC", "VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["BlockWorker", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "VirtioCoreTests",
