@@ -44,14 +44,14 @@ struct Harness {
     /// Bump allocator for data buffers.
     var next: UInt64 = Harness.dataBase
 
-    init(sectors: Int = 64, queueSize: UInt16 = 16, readOnly: Bool = false, eventIdx: Bool = false,
+    init(sectors: Int = 64, queueSize: UInt16 = 16, readOnly: Bool = false, eventIdx: Bool = false, direct: Bool = false,
          features: UInt64 = BlockFeature.flush | BlockFeature.discard | BlockFeature.writeZeroes,
          serial: String = "volt-test-serial") throws {
         file = try GuestMemoryFile(size: 1 << 20)
         memory = try MemoryMap(frontend: file, regions: [FrontendRegion(guestAddress: 0, size: 1 << 20, fileOffset: 0)])
         driver = try DriverQueue(memory: memory, size: queueSize, at: 0)
         image = TempImage(sectors: sectors)
-        let disk = try DiskImage(path: image.path, imageFD: nil, readOnly: readOnly, direct: false)
+        let disk = try DiskImage(path: image.path, imageFD: nil, readOnly: readOnly, direct: direct)
         var options = BlockDeviceOptions()
         options.serial = serial
         let device = BlockDevice(disk: disk, options: options)

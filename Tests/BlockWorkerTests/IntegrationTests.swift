@@ -101,7 +101,9 @@ import VoltTestSupport
 
         """
 
-    @Test func linuxGuestUnderQEMUMountsWritesAndReadsExt4() throws {
+    /// Buffered, and with O_DIRECT (--direct).
+    @Test(arguments: [[String](), ["--direct"]])
+    func linuxGuestUnderQEMUMountsWritesAndReadsExt4(extra: [String]) throws {
         let qemu = TestEnvironment.tool("qemu-system-x86_64")
         let mkfs = TestEnvironment.tool("mkfs.ext4")
         let debugfs = TestEnvironment.tool("debugfs")
@@ -127,7 +129,7 @@ import VoltTestSupport
         try FileHandle(forWritingAtPath: image)!.truncate(atOffset: 64 << 20)
         #expect(try TestEnvironment.run(mkfs, ["-q", "-F", image]).status == 0)
 
-        let worker = try Worker(dir: dir, arguments: ["--path", image, "--num-queues", "2", "--serial", "volt-qemu-test"])
+        let worker = try Worker(dir: dir, arguments: ["--path", image, "--num-queues", "2", "--serial", "volt-qemu-test"] + extra)
         let r = try TestEnvironment.run(qemu, [
             "-accel", "tcg", "-cpu", "max", "-smp", "2", "-M", "microvm,acpi=off", "-m", "256M",
             "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio", "-display", "none",
