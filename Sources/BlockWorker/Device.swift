@@ -145,6 +145,11 @@ final class BlockDevice: VhostUserDevice {
         put(UInt8(0), BlockConfigLayout.alignmentOffset)
         put(UInt16(1) << exp, BlockConfigLayout.minIOSize)
         put(UInt32(0), BlockConfigLayout.optIOSize)
+        // writeback starts at 1, with and without --direct: O_DIRECT skips the host page
+        // cache but not the disk's own volatile cache, so a completed write is stable
+        // only after FLUSH (fdatasync) either way. With writeback 0 (the driver's choice
+        // via CONFIG_WCE, or CONFIG_WCE without FLUSH, or neither negotiated) every
+        // batch of writes is fdatasync'ed before it completes.
         put(UInt8(state.writeback ? 1 : 0), BlockConfigLayout.writeback)
         put(UInt16(options.queueCount), BlockConfigLayout.numQueues)
         if !disk.readOnly {
@@ -201,8 +206,9 @@ final class BlockDevice: VhostUserDevice {
         for i in slots.indices {
             let wasRunning = slots[i].worker != nil
             pause(i)
-            if let handler = slots[i].parked, let setup = slots[i].setup {
-                slots[i].parked = rebuild(i, setup, on: map, from: handler.queue)
+            // Also retries rings that did not fit the previous table.
+            if let setup = slots[i].setup {
+                slots[i].parked = rebuild(i, setup, on: map, from: slots[i].parked?.queue)
             }
             if wasRunning { try resume(i) }
         }

@@ -86,7 +86,6 @@ final class DiskImage: @unchecked Sendable {
         self.direct = direct
         self.directAlignment = alignment
         self.derivedSerial = Self.serial(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
-        _ = readOnly
     }
 
     deinit {
