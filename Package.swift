@@ -43,7 +43,11 @@ let package = Package(
         ),
         // Helpers shared by test targets (prerequisite checks: loud skip or CI failure).
         .target(name: "TestSupport"),
-        .executableTarget(name: "BlockWorker", dependencies: ["CShim", "IPC"]),
+        // vhost-user-blk worker: no Foundation (Glibc, SystemPackage, IPC, VirtioCore only).
+        .executableTarget(
+            name: "BlockWorker",
+            dependencies: ["CShim", "IPC", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .executableTarget(
             name: "NetWorker",
             dependencies: ["CShim", "IPC", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
@@ -52,13 +56,19 @@ let package = Package(
             name: "IPCTests",
             dependencies: ["IPC", "CShim", "TestFrontend", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // Shared by the integration tests: binaries, guests, kernels, prerequisites, process runner.
+        .target(name: "VoltTestSupport", dependencies: ["TestSupport"], path: "Tests/TestSupport"),
         .testTarget(
             name: "VMMMainTests",
-            dependencies: ["VMMMain", "CShim", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["VMMMain", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(
+            name: "BlockWorkerTests",
+            dependencies: ["BlockWorker", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "NetWorkerTests",
-            dependencies: ["NetWorker", "NetTestShim", "IPC", "VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["NetWorker", "NetTestShim", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // setns + AF_PACKET for NetWorkerTests only.
         .target(name: "NetTestShim", path: "Tests/NetTestShim"),

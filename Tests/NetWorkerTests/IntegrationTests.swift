@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VoltTestSupport
 
 /// volt-net-worker as a standalone process, with real front-ends: volt-vmm running
 /// guests/out/virtio_net.elf on KVM, and QEMU (TCG) running a Linux guest.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VoltTestSupport
 
 /// A real Linux virtio-net driver as the front-end: QEMU (TCG, virtio-mmio, modern) with
 /// `-netdev vhost-user` on the standalone worker, the project's kernel and a busybox

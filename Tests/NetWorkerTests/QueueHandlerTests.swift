@@ -3,6 +3,7 @@ import Foundation
 import IPC
 @testable import NetWorker
 import Testing
+import VoltTestSupport
 import VirtioCore
 
 /// Data path tests: an in-process NetDevice on a real TAP in a private namespace.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VoltTestSupport
 @testable import VMMMain
 
 /// Boots the project's test guests and kernel under KVM and checks that what the guest

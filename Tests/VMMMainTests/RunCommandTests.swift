@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VoltTestSupport
 
 /// `volt-vmm run` as an operator sees it: bad input is one line naming the fix, exit 2,
 /// and nothing is left behind.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VoltTestSupport
 
 /// volt-vmm's virtio-mmio transport and vhost-user frontend against qemu-storage-daemon,
 /// driven by the virtio_blk test guest on KVM: interrupts via irqfd, kicks via ioeventfd.

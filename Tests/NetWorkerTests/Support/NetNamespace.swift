@@ -1,4 +1,5 @@
 import Foundation
+import VoltTestSupport
 import NetTestShim
 
 /// A network namespace made for one test (`volt-nwt-<pid>-<n>`) with a TAP `vt0` inside,

@@ -4,13 +4,14 @@ import TestSupport
 
 /// Where the tests find the binaries, test guests and kernels they run, and how they
 /// treat a missing prerequisite: a loud skip, or a failure under VOLT_REQUIRE_KVM=1 (CI).
-enum TestEnvironment {
-    static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
+/// Shared by every integration test target (VMMMainTests, BlockWorkerTests).
+public enum TestEnvironment {
+    /// This file is Tests/TestSupport/TestEnvironment.swift.
+    public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// The build products folder: the test bundle sits next to the executables.
-    static let productsDirectory: URL = {
+    public static let productsDirectory: URL = {
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var dir = exe.deletingLastPathComponent()
         while dir.path != "/" && !FileManager.default.fileExists(atPath: dir.appendingPathComponent("volt-vmm").path) {
@@ -19,11 +20,23 @@ enum TestEnvironment {
         return dir
     }()
 
-    static var voltVMM: String { productsDirectory.appendingPathComponent("volt-vmm").path }
+    public static var voltVMM: String { productsDirectory.appendingPathComponent("volt-vmm").path }
+    /// Another built product, e.g. "volt-blk-worker".
+    public static func product(_ name: String) -> String { productsDirectory.appendingPathComponent(name).path }
 
-    static var requireAll: Bool { Prerequisite.requireAll }
+    /// The first of `names` found on PATH (or in /usr/sbin, /sbin), as an absolute path.
+    public static func tool(_ name: String) -> String? {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/sbin:/sbin"
+        for dir in path.split(separator: ":") {
+            let candidate = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
 
-    static var kvmUsable: Bool {
+    public static var requireAll: Bool { Prerequisite.requireAll }
+
+    public static var kvmUsable: Bool {
         let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
         if fd >= 0 { close(fd) }
         return fd >= 0
@@ -31,35 +44,35 @@ enum TestEnvironment {
 
     /// Returns true when the prerequisite holds; otherwise a loud skip, or a failure
     /// under VOLT_REQUIRE_KVM=1 (shared with the other test targets: TestSupport).
-    static func require(_ condition: Bool, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+    public static func require(_ condition: Bool, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
         Prerequisite.require(condition, what, sourceLocation: sourceLocation)
     }
 
     /// The test guests, built once per test process with `make -C guests`.
-    static let guestsBuilt: Bool = {
+    public static let guestsBuilt: Bool = {
         let result = try? run("/usr/bin/make", ["-s", "-C", repositoryRoot.appendingPathComponent("guests").path], timeout: 120)
         return result?.status == 0
     }()
 
-    static func guest(_ name: String) -> String? {
+    public static func guest(_ name: String) -> String? {
         guard guestsBuilt else { return nil }
         let path = repositoryRoot.appendingPathComponent("guests/out/\(name).elf").path
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var timedOut: Bool
+    public struct Result {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var timedOut: Bool
     }
 
     /// Runs a program, killing it after `timeout` seconds. `stdin` is written at once, or
     /// only after stdout shows `inputAfter`; with `stopWhen`, the program is terminated
     /// as soon as its stdout contains that text (for guests that never finish here).
-    static func run(_ path: String, _ arguments: [String], stdin: String? = nil, inputAfter: String? = nil,
-                    stopWhen: String? = nil, whenOutput: (String, () -> Void)? = nil,
-                    timeout: Double = 30) throws -> Result {
+    public static func run(_ path: String, _ arguments: [String], stdin: String? = nil, inputAfter: String? = nil,
+                           stopWhen: String? = nil, whenOutput: (String, () -> Void)? = nil,
+                           timeout: Double = 30) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -126,15 +139,15 @@ enum TestEnvironment {
         var stderr: String { lock.withLock { String(decoding: err, as: UTF8.self) } }
     }
 
-    static func runVMM(_ arguments: [String], stdin: String? = nil, inputAfter: String? = nil,
-                       stopWhen: String? = nil, whenOutput: (String, () -> Void)? = nil,
-                       timeout: Double = 60) throws -> Result {
+    public static func runVMM(_ arguments: [String], stdin: String? = nil, inputAfter: String? = nil,
+                              stopWhen: String? = nil, whenOutput: (String, () -> Void)? = nil,
+                              timeout: Double = 60) throws -> Result {
         try run(voltVMM, arguments, stdin: stdin, inputAfter: inputAfter, stopWhen: stopWhen,
                 whenOutput: whenOutput, timeout: timeout)
     }
 
     /// A kernel from the kernel store (built by `volt-vmm kernel build`), by file name.
-    static func storedKernel(_ file: String) -> String? {
+    public static func storedKernel(_ file: String) -> String? {
         let cache = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"]
             ?? (NSHomeDirectory() + "/.cache")
         let path = cache + "/volt-vmm/kernels/default/" + file

@@ -2,14 +2,14 @@ import Foundation
 
 /// qemu-storage-daemon exporting a raw image as a vhost-user-blk backend: a real peer
 /// we did not write (package qemu-system-common).
-final class StorageDaemon {
-    static let path = "/usr/bin/qemu-storage-daemon"
-    static var available: Bool { FileManager.default.isExecutableFile(atPath: path) }
+public final class StorageDaemon {
+    public static let path = "/usr/bin/qemu-storage-daemon"
+    public static var available: Bool { FileManager.default.isExecutableFile(atPath: path) }
 
-    let socket: String
+    public let socket: String
     let process = Process()
 
-    init(image: String, socket: String, writable: Bool = true) throws {
+    public init(image: String, socket: String, writable: Bool = true) throws {
         self.socket = socket
         try? FileManager.default.removeItem(atPath: socket)
         process.executableURL = URL(fileURLWithPath: Self.path)
@@ -27,7 +27,7 @@ final class StorageDaemon {
         }
     }
 
-    func kill() {
+    public func kill() {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
@@ -38,13 +38,13 @@ final class StorageDaemon {
     }
 }
 
-struct RunFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct RunFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A fresh temporary directory per test, removed by the caller.
-func makeTemporaryDirectory(_ name: String) throws -> URL {
+public func makeTemporaryDirectory(_ name: String) throws -> URL {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("volt-\(name)-\(getpid())-\(UUID().uuidString.prefix(8))")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     return dir

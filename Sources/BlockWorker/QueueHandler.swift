@@ -1,0 +1,245 @@
+import Glibc
+import Synchronization
+import SystemPackage
+import VirtioCore
+
+/// Device-wide state every queue reads: negotiated features and the cache mode.
+/// Written by the vhost-user thread, read by queue threads.
+final class BlockState: Sendable {
+    let limits: RequestLimits
+    let serial: [UInt8]
+    let disk: DiskImage
+    let metrics: Metrics
+    private let acked = AtomicU64Box()
+    /// Config `writeback`: 1 = write-back cache (FLUSH makes writes stable), 0 = writethrough.
+    private let writebackFlag = AtomicU64Box(1)
+
+    init(disk: DiskImage, serial: [UInt8], limits: RequestLimits, metrics: Metrics) {
+        self.disk = disk
+        self.serial = serial
+        self.limits = limits
+        self.metrics = metrics
+    }
+
+    var ackedFeatures: UInt64 {
+        get { acked.value }
+        set { acked.value = newValue }
+    }
+
+    var writeback: Bool {
+        get { writebackFlag.value != 0 }
+        set { writebackFlag.value = newValue ? 1 : 0 }
+    }
+
+    /// Whether a completed write must already be stable (5.2.6.2 "stable" rules): when
+    /// neither FLUSH nor CONFIG_WCE was negotiated, or the driver chose writethrough.
+    var writethrough: Bool {
+        let f = ackedFeatures
+        if f & (BlockFeature.flush | BlockFeature.configWCE) == 0 { return true }
+        return !writeback
+    }
+
+    /// Per-request limits with the negotiated DISCARD / WRITE_ZEROES bits applied.
+    var negotiatedLimits: RequestLimits {
+        var l = limits
+        let f = ackedFeatures
+        l.discard = l.discard && f & BlockFeature.discard != 0
+        l.writeZeroes = l.writeZeroes && f & BlockFeature.writeZeroes != 0
+        return l
+    }
+}
+
+final class AtomicU64Box: Sendable {
+    private let atomic: Atomic<UInt64>
+    init(_ value: UInt64 = 0) { atomic = Atomic(value) }
+    var value: UInt64 {
+        get { atomic.load(ordering: .acquiring) }
+        set { atomic.store(newValue, ordering: .releasing) }
+    }
+}
+
+/// Processes one queue: pops every available chain, executes it against the disk,
+/// and completes the whole batch with one used.idx publish and at most one
+/// notification. Owned by exactly one thread at a time (the queue's worker, or the
+/// vhost-user thread while the worker is stopped).
+struct QueueHandler {
+    var queue: Virtqueue
+    let state: BlockState
+    /// Where to signal used buffers (nil: the front-end polls).
+    var callFD: CInt?
+    /// Signalled when the ring is found broken (VHOST_USER_SET_VRING_ERR).
+    var errFD: CInt?
+    /// Set when the ring itself is broken; the queue then processes nothing more until
+    /// it is reconfigured (stopQueue/GET_VRING_BASE, then a new start).
+    private(set) var broken: VirtqueueError?
+
+    init(queue: Virtqueue, state: BlockState, callFD: CInt? = nil, errFD: CInt? = nil) {
+        self.queue = queue
+        self.state = state
+        self.callFD = callFD
+        self.errFD = errFD
+    }
+
+    /// One completed request, its status not yet written (writethrough syncs first).
+    private struct Completion {
+        let chain: DescriptorChain
+        var status: BlockStatus
+        let dataWritten: UInt32
+        let statusOffset: Int
+        /// A successful write that a writethrough cache must sync before completion.
+        let needsSync: Bool
+    }
+
+    /// Drains the ring: batches until no more buffers arrive after notifications are
+    /// re-enabled (2.7.10: re-check after enabling, or a kick can be lost).
+    mutating func drain() {
+        while broken == nil {
+            queue.disableNotifications()
+            processBatch()
+            guard broken == nil else { return }
+            do {
+                if try !queue.enableNotifications() { return }
+            } catch {
+                markBroken(error)
+            }
+        }
+    }
+
+    /// Takes every chain available now (at most the queue size), completes them, then
+    /// publishes used.idx once and sends at most one notification. Returns the number
+    /// of chains completed.
+    @discardableResult
+    mutating func processBatch() -> Int {
+        guard broken == nil else { return 0 }
+        var completions: [Completion] = []
+        var returnedEmpty: [UInt16] = []
+        let limits = state.negotiatedLimits
+        let writethrough = state.writethrough
+        var taken = 0
+        // At most `size` per batch: staged entries must never exceed the ring (2.7.8).
+        while taken < Int(queue.size) {
+            let chain: DescriptorChain
+            do {
+                guard let next = try queue.popAvailable() else { break }
+                chain = next
+            } catch let VirtqueueError.malformedChain(head, _) where head < queue.size {
+                // Unparseable chain: no status byte can be trusted; give it back empty.
+                taken += 1
+                state.metrics.malformedChains.add(1, ordering: .relaxed)
+                returnedEmpty.append(head)
+                continue
+            } catch {
+                // avail.idx jumped, or a head outside the table: the ring is broken.
+                markBroken(error)
+                break
+            }
+            taken += 1
+            guard let request = BlockRequest.parse(chain, limits: limits) else {
+                // No device-writable byte: nowhere to put a status.
+                state.metrics.malformedChains.add(1, ordering: .relaxed)
+                returnedEmpty.append(chain.head)
+                continue
+            }
+            state.metrics.count(request.type)
+            let (status, written, isWrite) = execute(request)
+            completions.append(Completion(chain: chain, status: status, dataWritten: written,
+                                          statusOffset: request.statusOffset,
+                                          needsSync: writethrough && isWrite && status == .ok))
+        }
+        if completions.contains(where: \.needsSync), state.disk.flush() != nil {
+            for i in completions.indices where completions[i].needsSync { completions[i].status = .ioError }
+        }
+        for c in completions {
+            state.metrics.count(c.status)
+            _ = c.chain.copyToWritable(offset: c.statusOffset, bytes: [c.status.rawValue])
+            // used len: the bytes written into the chain, data (only on success) plus status.
+            let length = (c.status == .ok ? c.dataWritten : 0) + 1
+            stage(head: c.chain.head, length: length)
+        }
+        for head in returnedEmpty { stage(head: head, length: 0) }
+        let count = completions.count + returnedEmpty.count
+        if count > 0 {
+            state.metrics.batches.add(1, ordering: .relaxed)
+            queue.publishUsed()
+            if queue.needsNotification() { notify() }
+        }
+        return count
+    }
+
+    private mutating func stage(head: UInt16, length: UInt32) {
+        // Cannot fail: head < size is checked, and a batch is at most `size` entries.
+        do { try queue.stageUsed(head: head, length: length) } catch { markBroken(error) }
+    }
+
+    /// Runs one parsed request. Returns its status, the data bytes written into the
+    /// chain, and whether it wrote to the disk.
+    private func execute(_ request: BlockRequest) -> (BlockStatus, UInt32, Bool) {
+        let operation: BlockOperation
+        switch request.operation {
+        case let .success(op): operation = op
+        case let .failure(error): return (error.status, 0, false)
+        }
+        let disk = state.disk
+        switch operation {
+        case let .read(offset, iovecs, length):
+            if disk.read(iovecs, offset: offset, length: length) != nil { return (.ioError, 0, false) }
+            state.metrics.bytesRead.add(length, ordering: .relaxed)
+            return (.ok, UInt32(length), false)
+        case let .write(offset, iovecs, length):
+            if disk.write(iovecs, offset: offset, length: length) != nil { return (.ioError, 0, true) }
+            state.metrics.bytesWritten.add(length, ordering: .relaxed)
+            return (.ok, 0, true)
+        case .flush:
+            return (disk.flush() == nil ? .ok : .ioError, 0, false)
+        case let .getID(iovecs, length):
+            // NUL-padded to 20 bytes; no terminator when the ID is exactly 20 (5.2.6).
+            var id = [UInt8](repeating: 0, count: BlockLayout.idBytes)
+            for (i, b) in state.serial.prefix(BlockLayout.idBytes).enumerated() { id[i] = b }
+            id.withUnsafeBytes { DiskImage.scatter($0.baseAddress!, into: iovecs) }
+            return (.ok, UInt32(length), false)
+        case let .discard(segments):
+            for s in segments {
+                if disk.discard(offset: s.sector << BlockLayout.sectorShift,
+                                length: UInt64(s.sectors) << BlockLayout.sectorShift) != nil {
+                    return (.ioError, 0, true)
+                }
+            }
+            return (.ok, 0, true)
+        case let .writeZeroes(segments):
+            for s in segments {
+                if disk.writeZeroes(offset: s.sector << BlockLayout.sectorShift,
+                                    length: UInt64(s.sectors) << BlockLayout.sectorShift,
+                                    unmap: s.flags & BlockLayout.unmapFlag != 0) != nil {
+                    return (.ioError, 0, true)
+                }
+            }
+            return (.ok, 0, true)
+        }
+    }
+
+    private func notify() {
+        guard let callFD else { return }
+        state.metrics.interrupts.add(1, ordering: .relaxed)
+        signalEventfd(callFD)
+    }
+
+    private mutating func markBroken(_ error: Error) {
+        guard broken == nil else { return }
+        broken = error as? VirtqueueError ?? .usedRingOverflow
+        state.metrics.brokenRings.add(1, ordering: .relaxed)
+        // Whatever was staged is still published so completed requests are not lost.
+        queue.publishUsed()
+        if let errFD { signalEventfd(errFD) }
+        warn("queue stopped: \(error)")
+    }
+}
+
+/// Adds 1 to an eventfd (a kick, call or err notification).
+func signalEventfd(_ fd: CInt) {
+    var one: UInt64 = 1
+    while write(fd, &one, 8) < 0 && errno == EINTR {}
+}
+
+func warn(_ message: String) {
+    fputs("volt-blk-worker: \(message)\n", stderr)
+}

@@ -1,1 +1,0 @@
-../../VMMMainTests/Support/TestEnvironment.swift
