@@ -118,6 +118,7 @@ import VoltTestSupport
         // boot runs under instruction emulation and takes minutes, so the test stops here.
         let r = try TestEnvironment.runVMM(["run", "--kernel", bzImage, "--cmdline", "console=ttyS0 earlyprintk=serial"],
                                            stopWhen: "Decompressing Linux", timeout: 120)
+        #expect(r.stdout.contains("early console in extract_kernel"), "the decompressor read earlyprintk=serial from our zero page")
         #expect(r.stdout.contains("Decompressing Linux"), "decompressor output on our serial: \(r.stdout.suffix(500)) \(r.stderr)")
         #expect(!r.timedOut)
     }
