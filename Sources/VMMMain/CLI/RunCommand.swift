@@ -24,8 +24,12 @@ struct RunCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Kernel image: a vmlinux (PVH) or bzImage path, or a stored kernel name.")
-    var kernel: String
+    @Option(help: ArgumentHelp("A VM config file (JSON, see configs/examples/); flags given here override its values.",
+                               valueName: "file"))
+    var config: String?
+
+    @Option(help: "Kernel image: a vmlinux (PVH) or bzImage path, or a stored kernel name (required unless --config names one).")
+    var kernel: String?
 
     @Option(help: "Kernel store to look names up in (default: ~/.cache/volt-vmm/kernels).")
     var kernelStore: String?
@@ -33,14 +37,16 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Initial ramdisk: a cpio archive, optionally compressed.")
     var initrd: String?
 
-    @Option(help: "Kernel command line.")
-    var cmdline: String = "console=ttyS0 reboot=k panic=-1"
+    @Option(help: "Kernel command line (default: \(Self.defaultCmdline)).")
+    var cmdline: String?
 
-    @Option(help: "Guest memory in MiB.")
-    var memory: UInt64 = 256
+    @Option(help: "Guest memory in MiB (default: 256).")
+    var memory: UInt64?
 
-    @Option(help: "Number of vCPUs.")
-    var vcpus: Int = 1
+    @Option(help: "Number of vCPUs (default: 1).")
+    var vcpus: Int?
+
+    static let defaultCmdline = "console=ttyS0 reboot=k panic=-1"
 
     @Option(help: ArgumentHelp(
         "A raw disk image served by a spawned volt-blk-worker: path=IMG[,ro=on][,direct=on][,queues=N][,serial=S] (repeatable).",
@@ -91,12 +97,27 @@ struct RunCommand: ParsableCommand {
     /// Errors in what the operator gave us (files, sizes) exit 2; host and KVM failures exit 1.
     static func exitCode(for error: Error) -> Int32 {
         switch error {
-        case is KernelImageError, is BootLoaderError, is KernelError: return 2
+        case is KernelImageError, is BootLoaderError, is KernelError, is ConfigProblems: return 2
         default: return 1
         }
     }
 
     func validatedConfig() throws -> MachineConfig {
+        let file = try config.map { try VMConfigFile.load(path: $0) } ?? VMConfigFile()
+        let base = config.map { Self.directory(of: $0) }
+        let memory = self.memory ?? file.memoryMiB ?? 256
+        let vcpus = self.vcpus ?? file.vcpus ?? 1
+        guard let kernel = self.kernel ?? file.kernel.map({ Self.resolve($0, relativeTo: base, onlyIfExists: true) }) else {
+            throw RunError.usage("no kernel: pass --kernel (a vmlinux, bzImage or stored kernel name) or set \"kernel\" in the config file")
+        }
+        var cmdline = self.cmdline ?? file.cmdline ?? Self.defaultCmdline
+        if let ip = file.kernelIPArgument { cmdline += " \(ip)" }
+        let initrd = self.initrd ?? file.initrd.map { Self.resolve($0, relativeTo: base, onlyIfExists: false) }
+        // Device flags replace the file's devices of the same kind.
+        let disks = try disk.isEmpty
+            ? file.disks.map { var d = $0; d.path = Self.resolve(d.path, relativeTo: base, onlyIfExists: false); return d }
+            : disk.map { try DiskSpec(parsing: $0) }
+        let nets = try (net.isEmpty ? file.networks : net).map { try NetSpec(parsing: $0) }
         let hostBytes = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
         let minimum = Layout.minimumMemory >> 20
         guard memory >= minimum else {
@@ -111,9 +132,21 @@ struct RunCommand: ParsableCommand {
         let kernelPath = try KernelStore.resolve(kernel, store: kernelStore)
         return MachineConfig(kernelPath: kernelPath, initrdPath: initrd, cmdline: cmdline,
                              memoryBytes: memory << 20, vcpus: vcpus,
-                             devices: try disk.map { .disk(try DiskSpec(parsing: $0)) }
-                                 + net.map { .net(try NetSpec(parsing: $0)) }
+                             devices: disks.map { .disk($0) } + nets.map { .net($0) }
                                  + vhostUserBlock.map { .vhostUserBlock(socket: $0) }
                                  + vhostUserNet.map { .vhostUserNet(socket: $0) })
+    }
+
+    /// Paths in a config file are relative to the file. A kernel that is not an existing
+    /// file there stays as written (it may be a kernel-store name).
+    static func resolve(_ path: String, relativeTo base: String?, onlyIfExists: Bool) -> String {
+        guard let base, !path.hasPrefix("/") else { return path }
+        let joined = "\(base)/\(path)"
+        return !onlyIfExists || access(joined, F_OK) == 0 ? joined : path
+    }
+
+    static func directory(of file: String) -> String {
+        guard let slash = file.lastIndex(of: "/") else { return "." }
+        return slash == file.startIndex ? "/" : String(file[..<slash])
     }
 }
