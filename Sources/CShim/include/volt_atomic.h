@@ -18,3 +18,10 @@ static inline void volt_fence_full(void) { __atomic_thread_fence(__ATOMIC_SEQ_CS
 static inline uint16_t volt_load_u16(const void *p) { return __atomic_load_n((const uint16_t *)p, __ATOMIC_RELAXED); }
 /// One relaxed 16-bit store.
 static inline void volt_store_u16(void *p, uint16_t v) { __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELAXED); }
+
+/// Counters shared between processes (the metrics page): relaxed 64-bit add and load.
+static inline void volt_add_u64(void *p, uint64_t v) { __atomic_fetch_add((uint64_t *)p, v, __ATOMIC_RELAXED); }
+static inline uint64_t volt_load_u64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED); }
+/// Publishes a count after the entries it covers are written / reads it before them.
+static inline void volt_store_u32_release(void *p, uint32_t v) { __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELEASE); }
+static inline uint32_t volt_load_u32_acquire(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_ACQUIRE); }

@@ -68,6 +68,13 @@ struct RunCommand: ParsableCommand {
         valueName: "socket"))
     var vhostUserNet: [String] = []
 
+    @Option(help: ArgumentHelp("Write metrics as JSON lines to this file: VMM counters (exits, boot time) and each device's counters, every --metrics-interval and at exit.",
+                               valueName: "path"))
+    var metrics: String?
+
+    @Option(help: ArgumentHelp("Milliseconds between metrics lines (100 to 3600000).", valueName: "ms"))
+    var metricsInterval: Int = 1000
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .notice
 
@@ -129,12 +136,18 @@ struct RunCommand: ParsableCommand {
         guard vcpus >= 1 else {
             throw RunError.usage("--vcpus \(vcpus): a VM needs at least one vCPU")
         }
+        guard (100...3_600_000).contains(metricsInterval) else {
+            throw RunError.usage("--metrics-interval \(metricsInterval): must be 100 to 3600000 ms")
+        }
         let kernelPath = try KernelStore.resolve(kernel, store: kernelStore)
-        return MachineConfig(kernelPath: kernelPath, initrdPath: initrd, cmdline: cmdline,
+        var machine = MachineConfig(kernelPath: kernelPath, initrdPath: initrd, cmdline: cmdline,
                              memoryBytes: memory << 20, vcpus: vcpus,
                              devices: disks.map { .disk($0) } + nets.map { .net($0) }
                                  + vhostUserBlock.map { .vhostUserBlock(socket: $0) }
                                  + vhostUserNet.map { .vhostUserNet(socket: $0) })
+        machine.metricsPath = metrics
+        machine.metricsIntervalMilliseconds = metricsInterval
+        return machine
     }
 
     /// Paths in a config file are relative to the file. A kernel that is not an existing

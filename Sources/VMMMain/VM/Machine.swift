@@ -10,6 +10,9 @@ struct MachineConfig {
     var memoryBytes: UInt64
     var vcpus: Int
     var devices: [VirtioDeviceSpec] = []
+    /// `--metrics PATH` and its interval.
+    var metricsPath: String?
+    var metricsIntervalMilliseconds = 1000
 }
 
 /// Builds a VM from a config, runs it to completion and reports how it ended.
@@ -17,6 +20,7 @@ final class Machine {
     let config: MachineConfig
     let logger: Logger
     let startNanoseconds: UInt64
+    let counters = VMMCounters()
 
     init(config: MachineConfig, logger: Logger, startNanoseconds: UInt64) {
         self.config = config
@@ -79,7 +83,9 @@ final class Machine {
         })
         try bus.insert(serial, base: Layout.serialPort, count: 8)
         try bus.insert(I8042(onReset: { lifecycle.finish(.guestReset) }), base: Layout.i8042DataPort, count: 5)
+        let counters = self.counters
         try bus.insert(BootTimer(startNanoseconds: startNanoseconds, report: { ms, value in
+            _ = counters.bootMicroseconds.compareExchange(expected: 0, desired: UInt64(ms * 1000), ordering: .relaxed)
             logger.notice("guest boot-timer: \(formatMilliseconds(ms)) ms since start (value \(value))")
         }), base: Layout.bootTimerPort, count: 1)
         return LegacyDevices(bus: bus, serial: serial, mmio: mmio)
@@ -102,12 +108,21 @@ final class Machine {
         _ = try OSThread(name: "volt-console") {
             console.pumpInput { serial.enqueueInput($0) }
         }
+        let metrics = try config.metricsPath.map {
+            try MetricsWriter(path: $0, vmm: counters, devices: virtio.metricsPages, startNanoseconds: startNanoseconds)
+        }
+        let metricsThread = try metrics.map { writer in
+            try OSThread(name: "volt-metrics") { [interval = config.metricsIntervalMilliseconds] in
+                writer.run(intervalMilliseconds: interval, lifecycle: lifecycle)
+            }
+        }
         let supervisor = try OSThread(name: "volt-supervise") {
             Supervisor(backends: backends, workers: virtio.workers, lifecycle: lifecycle).run()
         }
         let threads = try vcpus.map { vcpu in
             try OSThread(name: "volt-vcpu\(vcpu.index)") {
-                VCPURunner(vcpu: vcpu, ioBus: devices.bus, mmioBus: devices.mmio, lifecycle: lifecycle, logger: self.logger).run()
+                VCPURunner(vcpu: vcpu, ioBus: devices.bus, mmioBus: devices.mmio, lifecycle: lifecycle, logger: self.logger,
+                           counters: self.counters).run()
             }
         }
         logger.info("started \(vcpus.count) vCPU(s), \(config.memoryBytes >> 20) MiB")
@@ -120,6 +135,8 @@ final class Machine {
         }
         for thread in threads { thread.join() }
         supervisor.join()
+        metricsThread?.join()
+        metrics?.writeLine(final: true)
         for vcpu in vcpus {
             if let regs = try? vcpu.registers() {
                 logger.debug("vCPU \(vcpu.index) stopped at RIP 0x\(String(regs.rip, radix: 16))")

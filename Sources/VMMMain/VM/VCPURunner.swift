@@ -9,6 +9,7 @@ struct VCPURunner {
     let mmioBus: MMIOBus
     let lifecycle: Lifecycle
     let logger: Logger
+    let counters: VMMCounters
 
     func run() {
         // Thread-local signal mask: termination signals stay blocked (the signal thread
@@ -34,8 +35,11 @@ struct VCPURunner {
     /// Handles one exit; returns an outcome when the VM must stop.
     private func handleExit() -> VMOutcome? {
         let run = vcpu.run
+        let reason = Int32(run.pointee.exit_reason)
+        if reason != KVM_EXIT_IO && reason != KVM_EXIT_MMIO { counters.exitsOther.add(1, ordering: .relaxed) }
         switch Int32(run.pointee.exit_reason) {
         case KVM_EXIT_IO:
+            counters.exitsIO.add(1, ordering: .relaxed)
             let io = run.pointee.io
             let base = UnsafeMutableRawPointer(run) + Int(io.data_offset)
             let size = Int(io.size)
@@ -49,6 +53,7 @@ struct VCPURunner {
             }
             return nil
         case KVM_EXIT_MMIO:
+            counters.exitsMMIO.add(1, ordering: .relaxed)
             let address = run.pointee.mmio.phys_addr
             let length = min(Int(run.pointee.mmio.len), 8)
             let isWrite = run.pointee.mmio.is_write != 0

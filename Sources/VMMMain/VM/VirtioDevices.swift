@@ -34,6 +34,8 @@ struct VirtioDevices {
     private(set) var backends: [VhostUserBackend] = []
     /// Workers volt-vmm spawned, index-aligned with `backends` (nil for external backends).
     private(set) var workers: [WorkerProcess?] = []
+    /// Counter pages shared with spawned workers, by device name.
+    private(set) var metricsPages: [(name: String, page: MetricsPage)] = []
     /// TAPs opened for net workers; held for the VM's lifetime.
     private var taps: [TapDevice] = []
     private(set) var transports: [VirtioMMIOTransport] = []
