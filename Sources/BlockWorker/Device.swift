@@ -242,7 +242,7 @@ final class BlockDevice: VhostUserDevice {
             return QueueHandler(queue: queue, state: state)
         } catch {
             warn("queue \(i): ring unusable: \(error)")
-            state.metrics.brokenRings.add(1, ordering: .relaxed)
+            state.metrics.brokenRings.add()
             if let err = slots[i].err { signalEventfd(err.rawValue) }
             slots[i].unusable = true
             return nil

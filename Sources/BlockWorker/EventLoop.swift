@@ -95,7 +95,7 @@ final class QueueWorker {
                 var counter: UInt64 = 0
                 // Reset the eventfd counter (one read takes all kicks so far).
                 while read(kick, &counter, 8) < 0 && errno == EINTR {}
-                c.handler.state.metrics.kicks.add(1, ordering: .relaxed)
+                c.handler.state.metrics.kicks.add()
                 c.handler.drain()
             } else if fds[1].revents & Int16(POLLERR | POLLNVAL) != 0 {
                 warn("\(c.name): kick fd failed; queue stopped")

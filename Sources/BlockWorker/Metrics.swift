@@ -1,76 +1,66 @@
-import Synchronization
+import IPC
 
-/// Per-device counters, shared by every queue thread (relaxed atomics: each counter is
-/// independent, and readers only need eventually-consistent totals). Exposing them
-/// (to the VMM, or a metrics endpoint) comes in a later issue; they are kept from now on.
+/// Per-device counters, shared by every queue thread and — through a metrics page (a
+/// memfd passed with `--metrics-fd`) — with the VMM, which reads them for `--metrics`.
+/// Relaxed atomic adds: each counter is independent, readers need eventually-consistent
+/// totals. Without a page from the VMM the counters live in a private one.
 final class Metrics: Sendable {
+    static let names = [
+        "requests_read", "requests_write", "requests_flush", "requests_get_id", "requests_discard",
+        "requests_write_zeroes", "requests_unknown", "bytes_read", "bytes_written", "errors_io",
+        "errors_unsupported", "errors_malformed_chain", "errors_broken_ring", "kicks", "batches", "interrupts",
+    ]
+
     /// Completed requests by type, plus those of an unknown type.
-    let readRequests = Atomic<UInt64>(0)
-    let writeRequests = Atomic<UInt64>(0)
-    let flushRequests = Atomic<UInt64>(0)
-    let getIDRequests = Atomic<UInt64>(0)
-    let discardRequests = Atomic<UInt64>(0)
-    let writeZeroesRequests = Atomic<UInt64>(0)
-    let unknownRequests = Atomic<UInt64>(0)
-
+    let readRequests, writeRequests, flushRequests, getIDRequests, discardRequests,
+        writeZeroesRequests, unknownRequests: MetricsPage.Counter
     /// Bytes moved between the image and guest memory.
-    let bytesRead = Atomic<UInt64>(0)
-    let bytesWritten = Atomic<UInt64>(0)
-
+    let bytesRead, bytesWritten: MetricsPage.Counter
     /// Requests completed with VIRTIO_BLK_S_IOERR / VIRTIO_BLK_S_UNSUPP.
-    let ioErrors = Atomic<UInt64>(0)
-    let unsupported = Atomic<UInt64>(0)
+    let ioErrors, unsupported: MetricsPage.Counter
     /// Chains that could not be parsed at all (returned with used len 0).
-    let malformedChains = Atomic<UInt64>(0)
+    let malformedChains: MetricsPage.Counter
     /// Queues stopped because their ring was broken.
-    let brokenRings = Atomic<UInt64>(0)
-
+    let brokenRings: MetricsPage.Counter
     /// Kick eventfd wake-ups, batches processed, and used-buffer notifications sent.
-    let kicks = Atomic<UInt64>(0)
-    let batches = Atomic<UInt64>(0)
-    let interrupts = Atomic<UInt64>(0)
+    let kicks, batches, interrupts: MetricsPage.Counter
+    private let page: MetricsPage?
 
-    init() {}
+    /// Counters in `page` (the VMM's), or in a private page.
+    init(page given: MetricsPage? = nil) {
+        page = given ?? (try? MetricsPage.create())
+        let c = page.flatMap { try? $0.register(Self.names) } ?? MetricsPage.Counter.detached(count: Self.names.count)
+        (readRequests, writeRequests, flushRequests, getIDRequests, discardRequests, writeZeroesRequests, unknownRequests)
+            = (c[0], c[1], c[2], c[3], c[4], c[5], c[6])
+        (bytesRead, bytesWritten, ioErrors, unsupported, malformedChains, brokenRings) = (c[7], c[8], c[9], c[10], c[11], c[12])
+        (kicks, batches, interrupts) = (c[13], c[14], c[15])
+    }
 
     func count(_ type: RequestType?) {
         switch type {
-        case .in?: readRequests.add(1, ordering: .relaxed)
-        case .out?: writeRequests.add(1, ordering: .relaxed)
-        case .flush?: flushRequests.add(1, ordering: .relaxed)
-        case .getID?: getIDRequests.add(1, ordering: .relaxed)
-        case .discard?: discardRequests.add(1, ordering: .relaxed)
-        case .writeZeroes?: writeZeroesRequests.add(1, ordering: .relaxed)
-        case nil: unknownRequests.add(1, ordering: .relaxed)
+        case .in?: readRequests.add()
+        case .out?: writeRequests.add()
+        case .flush?: flushRequests.add()
+        case .getID?: getIDRequests.add()
+        case .discard?: discardRequests.add()
+        case .writeZeroes?: writeZeroesRequests.add()
+        case nil: unknownRequests.add()
         }
     }
 
     func count(_ status: BlockStatus) {
         switch status {
         case .ok: break
-        case .ioError: ioErrors.add(1, ordering: .relaxed)
-        case .unsupported: unsupported.add(1, ordering: .relaxed)
+        case .ioError: ioErrors.add()
+        case .unsupported: unsupported.add()
         }
     }
 
-    /// A snapshot, by name (for tests and, later, the metrics endpoint).
+    /// A snapshot, by name (for tests and the worker's exit line).
     var snapshot: [String: UInt64] {
-        [
-            "requests_read": readRequests.load(ordering: .relaxed),
-            "requests_write": writeRequests.load(ordering: .relaxed),
-            "requests_flush": flushRequests.load(ordering: .relaxed),
-            "requests_get_id": getIDRequests.load(ordering: .relaxed),
-            "requests_discard": discardRequests.load(ordering: .relaxed),
-            "requests_write_zeroes": writeZeroesRequests.load(ordering: .relaxed),
-            "requests_unknown": unknownRequests.load(ordering: .relaxed),
-            "bytes_read": bytesRead.load(ordering: .relaxed),
-            "bytes_written": bytesWritten.load(ordering: .relaxed),
-            "errors_io": ioErrors.load(ordering: .relaxed),
-            "errors_unsupported": unsupported.load(ordering: .relaxed),
-            "errors_malformed_chain": malformedChains.load(ordering: .relaxed),
-            "errors_broken_ring": brokenRings.load(ordering: .relaxed),
-            "kicks": kicks.load(ordering: .relaxed),
-            "batches": batches.load(ordering: .relaxed),
-            "interrupts": interrupts.load(ordering: .relaxed),
-        ]
+        let all = [readRequests, writeRequests, flushRequests, getIDRequests, discardRequests, writeZeroesRequests,
+                   unknownRequests, bytesRead, bytesWritten, ioErrors, unsupported, malformedChains, brokenRings,
+                   kicks, batches, interrupts]
+        return Dictionary(uniqueKeysWithValues: zip(Self.names, all.map(\.value)))
     }
 }

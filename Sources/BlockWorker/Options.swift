@@ -10,6 +10,8 @@ struct Options: Equatable {
     var endpoint: BackendEndpoint?
     var imagePath: String?
     var imageFD: CInt?
+    /// Inherited metrics page (IPC.MetricsPage) the VMM reads the counters from.
+    var metricsFD: CInt?
     var readOnly = false
     var direct = false
     var numQueues = 1
@@ -28,6 +30,7 @@ struct Options: Equatable {
           --fd N               use inherited, connected socket N
           --path IMG           raw image file or block device (aliases: --image, --blk-file)
           --image-fd N         use inherited image fd N (opened by the caller)
+          --metrics-fd N       publish counters in the inherited metrics page N
           --readonly           read-only disk (alias: --read-only)
           --direct             O_DIRECT I/O (bypass the host page cache)
           --num-queues N       request queues, 1-64 (default 1)
@@ -91,6 +94,7 @@ struct Options: Equatable {
                 o.imagePath = p; images += 1
             case "--image-fd":
                 o.imageFD = CInt(try number(0...Int(Int32.max))); images += 1
+            case "--metrics-fd": o.metricsFD = CInt(try number(0...Int(Int32.max)))
             case "--readonly", "--read-only": try flag(); o.readOnly = true
             case "--direct": try flag(); o.direct = true
             case "--num-queues": o.numQueues = try number(1...64)

@@ -125,7 +125,7 @@ struct QueueHandler {
             } catch let VirtqueueError.malformedChain(head, _) where head < queue.size {
                 // Unparseable chain: no status byte can be trusted; give it back empty.
                 taken += 1
-                state.metrics.malformedChains.add(1, ordering: .relaxed)
+                state.metrics.malformedChains.add()
                 returnedEmpty.append(head)
                 continue
             } catch {
@@ -136,7 +136,7 @@ struct QueueHandler {
             taken += 1
             guard let request = BlockRequest.parse(chain, limits: limits) else {
                 // No device-writable byte: nowhere to put a status.
-                state.metrics.malformedChains.add(1, ordering: .relaxed)
+                state.metrics.malformedChains.add()
                 returnedEmpty.append(chain.head)
                 continue
             }
@@ -159,7 +159,7 @@ struct QueueHandler {
         for head in returnedEmpty { stage(head: head, length: 0) }
         let count = completions.count + returnedEmpty.count
         if count > 0 {
-            state.metrics.batches.add(1, ordering: .relaxed)
+            state.metrics.batches.add()
             queue.publishUsed()
             if queue.needsNotification() { notify() }
         }
@@ -183,11 +183,11 @@ struct QueueHandler {
         switch operation {
         case let .read(offset, iovecs, length):
             if disk.read(iovecs, offset: offset, length: length) != nil { return (.ioError, 0, false) }
-            state.metrics.bytesRead.add(length, ordering: .relaxed)
+            state.metrics.bytesRead.add(length)
             return (.ok, UInt32(length), false)
         case let .write(offset, iovecs, length):
             if disk.write(iovecs, offset: offset, length: length) != nil { return (.ioError, 0, true) }
-            state.metrics.bytesWritten.add(length, ordering: .relaxed)
+            state.metrics.bytesWritten.add(length)
             return (.ok, 0, true)
         case .flush:
             return (disk.flush() == nil ? .ok : .ioError, 0, false)
@@ -219,14 +219,14 @@ struct QueueHandler {
 
     private func notify() {
         guard let callFD else { return }
-        state.metrics.interrupts.add(1, ordering: .relaxed)
+        state.metrics.interrupts.add()
         signalEventfd(callFD)
     }
 
     private mutating func markBroken(_ error: Error) {
         guard broken == nil else { return }
         broken = error as? VirtqueueError ?? .usedRingOverflow
-        state.metrics.brokenRings.add(1, ordering: .relaxed)
+        state.metrics.brokenRings.add()
         // Whatever was staged is still published so completed requests are not lost.
         queue.publishUsed()
         if let errFD { signalEventfd(errFD) }

@@ -1,6 +1,7 @@
 import CShim
 import Glibc
 import IPC
+import SystemPackage
 
 // volt-blk-worker: a vhost-user-blk back-end for raw images (one process per disk).
 // Follows the vhost-user spec's back-end program conventions: --socket-path/--fd,
@@ -38,7 +39,13 @@ var deviceOptions = BlockDeviceOptions()
 deviceOptions.queueCount = options.numQueues
 deviceOptions.maxQueueSize = options.queueSize
 deviceOptions.serial = options.serial
-let device = BlockDevice(disk: disk, options: deviceOptions)
+let metricsPage: MetricsPage?
+do {
+    metricsPage = try options.metricsFD.map { try MetricsPage(adopting: FileDescriptor(rawValue: $0)) }
+} catch {
+    fail("--metrics-fd: \(error)", code: 1)
+}
+let device = BlockDevice(disk: disk, options: deviceOptions, metrics: Metrics(page: metricsPage))
 
 var signalThread = pthread_t()
 _ = pthread_create(&signalThread, nil, { _ in

@@ -22,6 +22,14 @@ public final class MetricsPage: @unchecked Sendable {
         let pointer: UnsafeMutableRawPointer
         public func add(_ n: UInt64 = 1) { volt_add_u64(pointer, n) }
         public var value: UInt64 { volt_load_u64(pointer) }
+
+        /// Counters in private memory, for when no page could be had (they still count,
+        /// nobody else sees them). Never freed: they live as long as the process.
+        public static func detached(count: Int) -> [Counter] {
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 8, alignment: 8)
+            memory.initializeMemory(as: UInt64.self, repeating: 0, count: max(count, 1))
+            return (0..<count).map { Counter(pointer: memory + $0 * 8) }
+        }
     }
 
     public enum PageError: Error, CustomStringConvertible {

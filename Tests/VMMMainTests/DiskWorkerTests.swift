@@ -88,3 +88,34 @@ import VoltTestSupport
         #expect(try workersRunning().isEmpty)
     }
 }
+
+/// `--metrics`: the counters match what the guest did.
+@Suite struct MetricsFileTests {
+    @Test func diskCountersMatchTheGuestsIO() throws {
+        guard TestEnvironment.require(TestEnvironment.kvmUsable, "/dev/kvm usable") else { return }
+        guard let guest = TestEnvironment.guest("virtio_blk") else { Issue.record("guests did not build"); return }
+        let dir = try makeTemporaryDirectory("metrics")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let disk = dir.appendingPathComponent("disk.img").path
+        FileManager.default.createFile(atPath: disk, contents: Data(count: 4 << 20))
+        let metrics = dir.appendingPathComponent("metrics.jsonl").path
+        // 100 sectors in requests of up to 8: 13 writes, 1 flush, 13 reads, 51200 bytes each way.
+        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--disk", "path=\(disk)", "--metrics", metrics,
+                                            "--metrics-interval", "100", "--cmdline", "blk.sectors=100"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n")
+        let last = try #require(lines.last.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? nil)
+        #expect(last["final"] as? Bool == true)
+        let disk0 = try #require((last["devices"] as? [String: Any])?["disk0"] as? [String: Any])
+        #expect(disk0["requests_write"] as? Int == 13)
+        #expect(disk0["requests_read"] as? Int == 13)
+        #expect(disk0["requests_flush"] as? Int == 1)
+        #expect(disk0["bytes_written"] as? Int == 51200 && disk0["bytes_read"] as? Int == 51200)
+        #expect(disk0["errors_io"] as? Int == 0)
+        let vmm = try #require(last["vmm"] as? [String: Any])
+        #expect((vmm["exits_mmio"] as? Int ?? 0) > 0, "config-space accesses are MMIO exits")
+        for line in lines.dropLast() {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "every line is JSON")
+        }
+    }
+}

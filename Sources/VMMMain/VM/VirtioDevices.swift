@@ -51,7 +51,8 @@ struct VirtioDevices {
             let irq = Layout.virtioFirstIRQ + UInt32(index)
             let name = "\(spec.kind)\(index)"
             let placement = Placement(vm: vm, memory: memory, mmioBase: base, irq: irq)
-            let (backend, worker) = try Self.connect(spec, name: name, placement: placement, logger: logger, taps: &taps)
+            let (backend, worker) = try Self.connect(spec, name: name, placement: placement, logger: logger,
+                                                     taps: &taps, pages: &metricsPages)
             let transport = VirtioMMIOTransport(name: name, irq: irq, backend: backend, memory: memory, logger: logger,
                                                 raiseInterrupt: {
                 do { try vm.pulseIRQ(irq) } catch { logger.error("\(name): interrupt: \(error)") }
@@ -85,7 +86,7 @@ struct VirtioDevices {
 
     /// Connects one device to its backend: a socket someone else serves, or a worker we spawn.
     private static func connect(_ spec: VirtioDeviceSpec, name: String, placement: Placement, logger: Logger,
-                                taps: inout [TapDevice]) throws -> (VhostUserBackend, WorkerProcess?) {
+                                taps: inout [TapDevice], pages: inout [(name: String, page: MetricsPage)]) throws -> (VhostUserBackend, WorkerProcess?) {
         let socketArgs = ["--fd", "\(WorkerProcess.socketFD)"]
         switch spec {
         case let .vhostUserBlock(socket):
@@ -95,12 +96,16 @@ struct VirtioDevices {
         case let .disk(disk):
             let image = try DiskImage.open(disk)
             defer { try? image.close() }
-            var args = socketArgs + ["--image-fd", "\(WorkerProcess.socketFD + 1)", "--num-queues", "\(disk.queues)"]
+            let page = try MetricsPage.create()
+            var args = socketArgs + ["--image-fd", "\(WorkerProcess.socketFD + 1)", "--metrics-fd", "\(WorkerProcess.socketFD + 2)",
+                                     "--num-queues", "\(disk.queues)"]
             if disk.readOnly { args.append("--readonly") }
             if disk.direct { args.append("--direct") }
             if let serial = disk.serial { args += ["--serial", serial] }
-            return try spawn("volt-blk-worker", args, passing: [image.rawValue], name: name, what: disk.path,
-                             type: deviceTypeBlock, queues: disk.queues, placement: placement, logger: logger)
+            let spawned = try spawn("volt-blk-worker", args, passing: [image.rawValue, page.fd.rawValue], name: name, what: disk.path,
+                                    type: deviceTypeBlock, queues: disk.queues, placement: placement, logger: logger)
+            pages.append((name, page))
+            return spawned
         case let .net(net):
             let tap = try TapDevice(existing: net.tap, queuePairs: net.queues)
             taps.append(tap)
