@@ -57,7 +57,8 @@ final class NetDevice: VhostUserDevice {
     private var activePairCount = 1
     private var controlStarted = false
 
-    init(config: NetDeviceConfig, taps: [Tap]) throws(NetWorkerError) {
+    /// `metrics`: where the counters are published for the VMM (nil: nowhere).
+    init(config: NetDeviceConfig, taps: [Tap], metrics: MetricsPublisher? = nil) throws(NetWorkerError) {
         guard taps.count == config.queuePairs, !taps.isEmpty else {
             throw .usage("\(taps.count) TAP queue(s) for \(config.queuePairs) queue pair(s)", fix: "pass one --tap-fd per queue pair, or --tap NAME")
         }
@@ -67,7 +68,7 @@ final class NetDevice: VhostUserDevice {
         let control = config.queuePairs > 1 ? ControlQueue(maxPairs: config.queuePairs) : nil
         var workers: [PairWorker] = []
         for (i, tap) in taps.enumerated() {
-            workers.append(try PairWorker(index: i, tap: tap, control: i == 0 ? control : nil))
+            workers.append(try PairWorker(index: i, tap: tap, control: i == 0 ? control : nil, metrics: metrics))
         }
         self.workers = workers
         self.control = control

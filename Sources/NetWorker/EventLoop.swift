@@ -24,9 +24,12 @@ final class PairWorker: @unchecked Sendable {
     private var tapEvents: UInt32 = 0
     private var stopping = false
     private var thread: WorkerThread?
+    private let metrics: MetricsPublisher?
+    private var published = Metrics()
 
-    init(index: Int, tap: Tap, control: ControlQueue?) throws(NetWorkerError) {
+    init(index: Int, tap: Tap, control: ControlQueue?, metrics: MetricsPublisher? = nil) throws(NetWorkerError) {
         self.index = index
+        self.metrics = metrics
         self.handler = QueueHandler(pairIndex: index, tap: tap)
         self.control = control
         let ep = volt_epoll_create()
@@ -117,6 +120,7 @@ final class PairWorker: @unchecked Sendable {
                 again = txMore || rxMore
                 pollRings = (handler.txRunning && kicks[.txKick] == nil) || (handler.rxRunning && kicks[.rxKick] == nil)
                 updateTapInterest()
+                metrics?.publish(handler.metrics, since: &published)
                 return false
             }
             if exit { return }

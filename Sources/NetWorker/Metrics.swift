@@ -1,3 +1,5 @@
+import IPC
+
 /// Per queue pair counters. Each pair's thread owns its copy (under the pair lock);
 /// `NetDevice.metrics()` sums them.
 struct Metrics: Equatable, Sendable {
@@ -41,5 +43,38 @@ struct Metrics: Equatable, Sendable {
             + "tx_dropped_malformed=\(txDroppedMalformed) tx_dropped_tap_error=\(txDroppedTapError) "
             + "rx_malformed_chains=\(rxMalformedChains) rx_dropped_no_buffers=\(rxDroppedNoBuffers) "
             + "rx_dropped_too_big=\(rxDroppedTooBig) kicks=\(kicks) interrupts=\(interrupts)"
+    }
+}
+
+extension Metrics {
+    static let names = [
+        "tx_frames", "tx_bytes", "rx_frames", "rx_bytes", "tx_dropped_malformed", "tx_dropped_tap_error",
+        "rx_malformed_chains", "rx_dropped_no_buffers", "rx_dropped_too_big", "kicks", "interrupts",
+    ]
+
+    /// The counters in `names` order.
+    var values: [UInt64] {
+        [txFrames, txBytes, rxFrames, rxBytes, txDroppedMalformed, txDroppedTapError,
+         rxMalformedChains, rxDroppedNoBuffers, rxDroppedTooBig, kicks, interrupts]
+    }
+}
+
+/// Mirrors the pairs' counters into the VMM's metrics page (`--metrics-fd`): each pair
+/// thread adds what changed since its last publish, after each loop iteration.
+final class MetricsPublisher: Sendable {
+    private let counters: [MetricsPage.Counter]
+    private let page: MetricsPage
+
+    init(page: MetricsPage) throws {
+        self.page = page
+        counters = try page.register(Metrics.names)
+    }
+
+    func publish(_ now: Metrics, since last: inout Metrics) {
+        guard now != last else { return }
+        for (i, (a, b)) in zip(now.values, last.values).enumerated() where a != b {
+            counters[i].add(a &- b)
+        }
+        last = now
     }
 }

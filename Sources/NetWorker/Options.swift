@@ -9,10 +9,12 @@ struct Options: Equatable {
     var tapName: String?
     var tapFds: [CInt] = []
     var device = NetDeviceConfig()
+    /// Inherited metrics page (IPC.MetricsPage) the VMM reads the counters from.
+    var metricsFD: CInt?
 
     static let usage = """
         usage: volt-net-worker (--socket-path PATH | --fd N) (--tap NAME | --tap-fd N...)
-                               [--mac AA:BB:CC:DD:EE:FF] [--mtu N] [--num-queue-pairs N] [--queue-size N]
+                               [--mac AA:BB:CC:DD:EE:FF] [--mtu N] [--num-queue-pairs N] [--queue-size N] [--metrics-fd N]
                volt-net-worker --print-capabilities
         """
 
@@ -52,6 +54,7 @@ struct Options: Equatable {
                 guard !v.isEmpty, v.utf8.count <= 15 else { throw .usage("--tap '\(v)' is not an interface name", fix: "pass a name of 1 to 15 bytes") }
                 o.tapName = v
             case "--tap-fd": o.tapFds.append(CInt(try number(0...65535)))
+            case "--metrics-fd": o.metricsFD = CInt(try number(0...Int(Int32.max)))
             case "--mac": o.device.mac = try parseMAC(try value())
             case "--mtu": o.device.mtu = UInt16(try number(68...65535))
             case "--num-queue-pairs": o.device.queuePairs = try number(1...64); pairsGiven = true

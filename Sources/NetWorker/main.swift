@@ -1,6 +1,7 @@
 @preconcurrency import Glibc
 import CShim
 import IPC
+import SystemPackage
 
 // volt-net-worker: a vhost-user-net back-end over a TAP device. One thread serves the
 // vhost-user socket, one thread per queue pair moves packets, one waits for signals.
@@ -38,7 +39,11 @@ _ = volt_block_termination_signals()
 
 let device: NetDevice
 do {
-    device = try NetDevice(config: options.device, taps: taps)
+    var metrics: MetricsPublisher?
+    if let fd = options.metricsFD {
+        do { metrics = try MetricsPublisher(page: try MetricsPage(adopting: FileDescriptor(rawValue: fd))) } catch { fail("--metrics-fd: \(error)", status: 1) }
+    }
+    device = try NetDevice(config: options.device, taps: taps, metrics: metrics)
     try device.start()
 } catch { fail(error.description, status: 1) }
 

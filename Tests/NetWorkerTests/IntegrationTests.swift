@@ -78,8 +78,10 @@ import VoltTestSupport
         #expect(r.stdout.contains("VOLT-GUEST net: received=2 other=0"), "stdout: \(r.stdout)")
         #expect(peer.wait(timeout: 10))
         for i in 0..<5 { #expect(peer.stdout.contains("VOLT-NET-TX \(i)"), "peer: \(peer.stdout)") }
-        let leftovers = try TestEnvironment.run("/usr/bin/pgrep", ["-f", "volt-net-worker --fd 3"])
-        #expect(leftovers.stdout.isEmpty, "the worker is stopped and reaped with the VM")
+        #expect(TestEnvironment.spawnedWorkerPIDs(r.stderr).count == 1)
+        for pid in TestEnvironment.spawnedWorkerPIDs(r.stderr) {
+            #expect(kill(pid, 0) != 0, "worker \(pid) is stopped and reaped with the VM")
+        }
     }
 
     @Test func voltVMMReportsAMissingTap() throws {

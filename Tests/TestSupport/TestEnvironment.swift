@@ -146,6 +146,15 @@ public enum TestEnvironment {
                 whenOutput: whenOutput, timeout: timeout)
     }
 
+    /// The pids of workers volt-vmm reported spawning ("spawned volt-blk-worker pid N"),
+    /// so tests check their own workers, not others running on the machine.
+    public static func spawnedWorkerPIDs(_ log: String) -> [pid_t] {
+        log.split(separator: "\n").compactMap { line in
+            guard let range = line.range(of: "worker pid ") else { return nil }
+            return pid_t(line[range.upperBound...].prefix { $0.isNumber })
+        }
+    }
+
     /// A kernel from the kernel store (built by `volt-vmm kernel build`), by file name.
     public static func storedKernel(_ file: String) -> String? {
         let cache = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"]

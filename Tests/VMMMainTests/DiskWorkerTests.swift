@@ -20,10 +20,6 @@ import VoltTestSupport
         return path
     }
 
-    func workersRunning() throws -> String {
-        try TestEnvironment.run("/usr/bin/pgrep", ["-af", "volt-blk-worker --fd 3"]).stdout
-    }
-
     @Test func guestIOThroughASpawnedWorker() throws {
         guard let guest = guest() else { return }
         let dir = try makeTemporaryDirectory("disk")
@@ -40,7 +36,9 @@ import VoltTestSupport
         #expect(r.stdout.contains("outofrange status=1"))
         #expect(r.stderr.components(separatedBy: "spawned volt-blk-worker").count == 3, "one worker per disk: \(r.stderr)")
         #expect(try BlockPattern.mismatches(image: disk, seed: 21, sectors: 7..<507).isEmpty, "acknowledged writes are on the host image")
-        #expect(try workersRunning().isEmpty, "workers are stopped and reaped with the VM")
+        for pid in TestEnvironment.spawnedWorkerPIDs(r.stderr) {
+            #expect(kill(pid, 0) != 0, "worker \(pid) is stopped and reaped with the VM")
+        }
     }
 
     @Test func readOnlyDiskServesDataAndRefusesWrites() throws {
@@ -82,10 +80,10 @@ import VoltTestSupport
 
     @Test(arguments: badDisks) func badDiskIsAUsageError(_ spec: String, _ message: String) throws {
         guard let guest = guest() else { return }
-        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--disk", spec])
+        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--disk", spec, "--log-level", "info"])
         #expect(r.status == 2, "stderr: \(r.stderr)")
         #expect(r.stderr.contains(message), "\(r.stderr)")
-        #expect(try workersRunning().isEmpty)
+        #expect(TestEnvironment.spawnedWorkerPIDs(r.stderr).isEmpty, "nothing was spawned")
     }
 }
 

@@ -109,12 +109,17 @@ struct VirtioDevices {
         case let .net(net):
             let tap = try TapDevice(existing: net.tap, queuePairs: net.queues)
             taps.append(tap)
-            var args = socketArgs + ["--num-queue-pairs", "\(net.queues)"]
+            let page = try MetricsPage.create()
+            var args = socketArgs + ["--num-queue-pairs", "\(net.queues)",
+                                     "--metrics-fd", "\(WorkerProcess.socketFD + 1 + CInt(tap.queues.count))"]
             for i in tap.queues.indices { args += ["--tap-fd", "\(WorkerProcess.socketFD + 1 + CInt(i))"] }
             if let mac = net.mac { args += ["--mac", mac.description] }
             if let mtu = net.mtu { args += ["--mtu", "\(mtu)"] }
-            return try spawn("volt-net-worker", args, passing: tap.queues.map(\.rawValue), name: name, what: "TAP \(tap.name)",
-                             type: deviceTypeNet, queues: net.queues > 1 ? 2 * net.queues + 1 : 2, placement: placement, logger: logger)
+            let spawned = try spawn("volt-net-worker", args, passing: tap.queues.map(\.rawValue) + [page.fd.rawValue],
+                                    name: name, what: "TAP \(tap.name)",
+                                    type: deviceTypeNet, queues: net.queues > 1 ? 2 * net.queues + 1 : 2, placement: placement, logger: logger)
+            pages.append((name, page))
+            return spawned
         }
     }
 
