@@ -48,9 +48,14 @@ struct RunCommand: ParsableCommand {
     var disk: [String] = []
 
     @Option(help: ArgumentHelp(
-        "An existing TAP device served by a spawned volt-net-worker: tap=NAME[,mac=MAC][,mtu=N][,queues=N] (repeatable).",
+        "A NIC served by a spawned volt-net-worker: tap=NAME (an existing TAP) or bridge=BR[,mode=direct|networkd][,id=ID] (volt-vmm creates tap-<id> on BR), plus [,mac=MAC][,mtu=N][,queues=N][,vhost=on] (repeatable).",
         valueName: "spec"))
     var net: [String] = []
+
+    @Option(help: ArgumentHelp(
+        "The VM's id ([a-zA-Z0-9_-], at most 32): names its TAPs (tap-<id>) and networkd units, and keeps its generated MACs stable across runs (default: random 8 hex digits).",
+        valueName: "id"))
+    var id: String?
 
     @Option(name: .customLong("vhost-user-blk"), help: ArgumentHelp(
         "Connect a virtio-blk device to a running vhost-user backend's socket (repeatable).",
@@ -108,12 +113,16 @@ struct RunCommand: ParsableCommand {
         guard vcpus >= 1 else {
             throw RunError.usage("--vcpus \(vcpus): a VM needs at least one vCPU")
         }
+        let vmID = try id.map { try VMID(given: $0) } ?? VMID()
+        let nets = try net.map { try NetSpec(parsing: $0) }
+        _ = try NICPlan.plans(for: nets, vmID: vmID)
         let kernelPath = try KernelStore.resolve(kernel, store: kernelStore)
         return MachineConfig(kernelPath: kernelPath, initrdPath: initrd, cmdline: cmdline,
                              memoryBytes: memory << 20, vcpus: vcpus,
                              devices: try disk.map { .disk(try DiskSpec(parsing: $0)) }
-                                 + net.map { .net(try NetSpec(parsing: $0)) }
+                                 + nets.map { .net($0) }
                                  + vhostUserBlock.map { .vhostUserBlock(socket: $0) }
-                                 + vhostUserNet.map { .vhostUserNet(socket: $0) })
+                                 + vhostUserNet.map { .vhostUserNet(socket: $0) },
+                             vmID: vmID)
     }
 }
