@@ -54,7 +54,8 @@ let package = Package(
         ),
         .testTarget(
             name: "VMMMainTests",
-            dependencies: ["VMMMain", "CShim", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["VMMMain", "CShim", "TestSupport", .product(name: "SystemPackage", package: "swift-system"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "NetWorkerTests",
