@@ -125,6 +125,23 @@ import Testing
         #expect(try Self.eventually(timeout: 5) { try !Self.links(ns).contains("tap-kill") }, "a TAP outlived SIGKILL")
     }
 
+    @Test func theTapGoesWhenTheWorkerCrashes() throws {
+        guard let guest = Self.prerequisites() else { return }
+        let ns = try Self.bridgeNamespace()
+        defer { ns.delete() }
+        let vm = try Self.vmm(ns, ["--kernel", guest, "--cmdline", "net.count=1 net.expect=100", "--id", "crash",
+                                   "--net", "bridge=br0", "--log-level", "info"])
+        defer { vm.stop() }
+        #expect(vm.waitFor("VOLT-GUEST net: sent=1", timeout: 30), "stderr: \(vm.stderr)")
+        #expect(try Self.links(ns).contains("tap-crash"))
+        let worker = try #require(Self.workerPIDs(vm.stderr).first)
+        kill(worker, SIGKILL)
+        // The supervisor stops the VM (exit 1) and volt-vmm's own fds go with it.
+        #expect(vm.wait(timeout: 10))
+        #expect(vm.process.terminationStatus == 1, "stderr: \(vm.stderr)")
+        #expect(try Self.eventually(timeout: 5) { try !Self.links(ns).contains("tap-crash") }, "the TAP outlived a worker crash")
+    }
+
     @Test func aMissingBridgeIsNamed() throws {
         guard let guest = Self.prerequisites() else { return }
         let ns = try Self.bridgeNamespace()
