@@ -33,9 +33,15 @@ import Testing
         return try condition()
     }
 
-    /// volt-vmm inside `ns` (through env(1), which execs: the pid is volt-vmm's).
-    static func vmm(_ ns: NetNamespace, env: [String] = [], _ args: [String]) throws -> Background {
-        try Background("/usr/sbin/ip", ["netns", "exec", ns.name, "/usr/bin/env"] + env + [TestEnvironment.voltVMM, "run"] + args)
+    /// volt-vmm inside `ns` (through env(1), which execs: the pid is volt-vmm's) running a
+    /// guest that has sent one frame and now waits ~5 s for `expect` frames no one sends.
+    static func waitingVM(_ ns: NetNamespace, guest: String, id: String, nets: [String], env: [String] = [],
+                          expect: Int = 100) throws -> Background {
+        let vm = try Background("/usr/sbin/ip", ["netns", "exec", ns.name, "/usr/bin/env"] + env
+            + [TestEnvironment.voltVMM, "run", "--kernel", guest, "--cmdline", "net.count=1 net.expect=\(expect)", "--id", id,
+               "--log-level", "info"] + nets.flatMap { ["--net", $0] })
+        #expect(vm.waitFor("VOLT-GUEST net: sent=1", timeout: 30), "stderr: \(vm.stderr)")
+        return vm
     }
 
     /// Worker pids volt-vmm logged ("spawned volt-net-worker pid N").
@@ -92,10 +98,8 @@ import Testing
         guard let guest = Self.prerequisites() else { return }
         let ns = try Self.bridgeNamespace()
         defer { ns.delete() }
-        let vm = try Self.vmm(ns, ["--kernel", guest, "--cmdline", "net.count=1 net.expect=100", "--id", "term",
-                                   "--net", "bridge=br0", "--log-level", "info"])
+        let vm = try Self.waitingVM(ns, guest: guest, id: "term", nets: ["bridge=br0"])
         defer { vm.stop() }
-        #expect(vm.waitFor("VOLT-GUEST net: sent=1", timeout: 30), "stderr: \(vm.stderr)")
         let links = try Self.links(ns)
         #expect(links.contains("tap-term") && links.contains("master br0"), "links: \(links)")
         #expect(vm.stop() == 128 + SIGTERM, "stderr: \(vm.stderr)")
@@ -108,10 +112,8 @@ import Testing
         let ns = try Self.bridgeNamespace()
         defer { ns.delete() }
         // Two NICs: distinct names (-0, -1) and MACs; SIGKILL leaves volt-vmm no chance to clean up.
-        let vm = try Self.vmm(ns, ["--kernel", guest, "--cmdline", "net.count=1 net.expect=100", "--id", "kill",
-                                   "--net", "bridge=br0,queues=2", "--net", "bridge=br0", "--log-level", "info"])
+        let vm = try Self.waitingVM(ns, guest: guest, id: "kill", nets: ["bridge=br0,queues=2", "bridge=br0"])
         defer { vm.stop() }
-        #expect(vm.waitFor("VOLT-GUEST net: sent=1", timeout: 30), "stderr: \(vm.stderr)")
         let links = try Self.links(ns)
         #expect(links.contains("tap-kill-0") && links.contains("tap-kill-1"), "links: \(links)")
         let macs = vm.stderr.split(separator: "\n").filter { $0.contains("guest MAC ") }.compactMap { $0.split(separator: " ").last }
@@ -129,10 +131,8 @@ import Testing
         guard let guest = Self.prerequisites() else { return }
         let ns = try Self.bridgeNamespace()
         defer { ns.delete() }
-        let vm = try Self.vmm(ns, ["--kernel", guest, "--cmdline", "net.count=1 net.expect=100", "--id", "crash",
-                                   "--net", "bridge=br0", "--log-level", "info"])
+        let vm = try Self.waitingVM(ns, guest: guest, id: "crash", nets: ["bridge=br0"])
         defer { vm.stop() }
-        #expect(vm.waitFor("VOLT-GUEST net: sent=1", timeout: 30), "stderr: \(vm.stderr)")
         #expect(try Self.links(ns).contains("tap-crash"))
         let worker = try #require(Self.workerPIDs(vm.stderr).first)
         kill(worker, SIGKILL)
@@ -175,13 +175,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // No peer answers: the guest waits ~5 s for a frame (the test looks at the files
         // meanwhile), then finishes by itself ("exit") or is stopped first ("SIGTERM").
-        let expect = ending == "exit" ? "net.expect=1" : "net.expect=100"
-        let vm = try Self.vmm(ns, env: ["VOLT_NETWORKD_DIR=\(dir)"],
-                              ["--kernel", guest, "--cmdline", "net.count=1 \(expect)", "--id", "nd-\(ending == "exit" ? "x" : "t")",
-                               "--net", "bridge=br0,mode=networkd,queues=4", "--log-level", "info"])
-        defer { vm.stop() }
-        #expect(vm.waitFor("VOLT-GUEST net: sent=1", timeout: 30), "stderr: \(vm.stderr)")
         let name = ending == "exit" ? "nd-x" : "nd-t"
+        let vm = try Self.waitingVM(ns, guest: guest, id: name, nets: ["bridge=br0,mode=networkd,queues=4"],
+                                    env: ["VOLT_NETWORKD_DIR=\(dir)"], expect: ending == "exit" ? 1 : 100)
+        defer { vm.stop() }
         #expect(Self.files(dir) == ["50-vm-\(name).netdev", "50-vm-\(name).network"])
         let netdev = try String(contentsOfFile: "\(dir)/50-vm-\(name).netdev", encoding: .utf8)
         let network = try String(contentsOfFile: "\(dir)/50-vm-\(name).network", encoding: .utf8)
