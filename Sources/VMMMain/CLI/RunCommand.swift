@@ -15,6 +15,7 @@ struct RunCommand: ParsableCommand {
         EXAMPLES
           volt-vmm run --kernel vmlinux --cmdline "console=ttyS0 reboot=k panic=-1" --memory 256 --vcpus 2
           volt-vmm run --kernel default --initrd initrd.cpio.gz
+          volt-vmm run --kernel default --id web1 --net bridge=br0 --net bridge=br0,queues=4
 
         EXIT STATUS
           0    the guest reset (e.g. Linux with reboot=k) or shut down

@@ -71,8 +71,9 @@ struct VirtioDevices {
             var nic: HostNIC?
             if case let .net(net) = spec, let plan = nicPlans.popFirst() {
                 if net.vhost { VhostNetDevice.probe(for: name, logger: logger) }
-                nic = try HostNIC(plan: plan, vmID: host.vmID, name: name, taken: &host.macs, logger: logger)
-                nics.append(nic!)
+                let hostNIC = try HostNIC(plan: plan, vmID: host.vmID, name: name, taken: &host.macs, logger: logger)
+                nics.append(hostNIC)
+                nic = hostNIC
             }
             let (backend, worker) = try Self.connect(spec, name: name, nic: nic, placement: placement, logger: logger)
             let transport = VirtioMMIOTransport(name: name, irq: irq, backend: backend, memory: memory, logger: logger,
