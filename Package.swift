@@ -60,7 +60,8 @@ let package = Package(
         .target(name: "VoltTestSupport", dependencies: ["TestSupport"], path: "Tests/TestSupport"),
         .testTarget(
             name: "VMMMainTests",
-            dependencies: ["VMMMain", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["VMMMain", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "BlockWorkerTests",

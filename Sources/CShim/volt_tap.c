@@ -59,6 +59,8 @@ int volt_tap_set_vnet_hdr_size(int fd, int size) { return ret(ioctl(fd, TUNSETVN
 int volt_tap_get_vnet_hdr_size(int fd, int *size) { return ret(ioctl(fd, TUNGETVNETHDRSZ, size)); }
 int volt_tap_set_offload(int fd, unsigned int offload) { return ret(ioctl(fd, TUNSETOFFLOAD, (unsigned long)offload)); }
 
+int volt_tap_set_persist(int fd, int persist) { return ret(ioctl(fd, TUNSETPERSIST, (unsigned long)persist)); }
+
 int volt_tap_set_queue(int fd, int flags) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof(ifr));

@@ -15,7 +15,8 @@ import VoltTestSupport
 
     @Test func multiNicExampleBecomesSpecsAndIPArgument() throws {
         let config = try VMConfigFile.load(path: Self.examples.appendingPathComponent("multi-nic.json").path)
-        #expect(config.networks == ["tap=vm-mgmt0,mac=52:54:00:12:34:56,mtu=1500", "tap=vm-data0,mac=52:54:00:12:34:57,mtu=9000,queues=2"])
+        #expect(config.networks == ["bridge=br0,mode=networkd,id=mgmt,mac=52:54:00:12:34:56,mtu=1500,vhost=on",
+                                    "bridge=br-data,id=data,mac=52:54:00:12:34:57,mtu=9000,queues=4"])
         #expect(config.kernelIPArgument == "ip=10.42.0.10::10.42.0.1:255.255.255.0::eth0:off")
     }
 

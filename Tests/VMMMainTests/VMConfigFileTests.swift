@@ -39,6 +39,7 @@ import Testing
         (#"{"network": [{"tap": "t", "mac": "52:54:zz:12:34:56"}]}"#, [#"network[0].mac: "52:54:zz:12:34:56" is not a MAC address"#]),
         (#"{"network": [{"mode": "tap"}]}"#, [#"network[0].tap: required when mode is "tap""#]),
         (#"{"network": [{"mode": "wifi", "tap": "t"}]}"#, [#"network[0].mode: "wifi" is not one of tap, bridge, networkd"#]),
+        (#"{"network": [{"mode": "networkd"}]}"#, [#"network[0].bridge: required when mode is "networkd""#]),
         (#"{"network": [{"tap": "t", "ipv4": "10.0.0.300/24"}]}"#, ["network[0].ipv4: \"10.0.0.300/24\" is not an IPv4 address"]),
         (#"{"network": [{"tap": "t", "gateway": "10.0.0.1"}]}"#, ["network[0].gateway: needs ipv4 as well"]),
         (#"{"network": [{"tap": "t", "mac": "01:00:5e:00:00:01"}]}"#, ["network[0]: mac=01:00:5e:00:00:01: a NIC needs a unicast address"]),

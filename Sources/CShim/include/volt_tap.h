@@ -37,6 +37,8 @@ int volt_tap_set_vnet_hdr_size(int fd, int size);
 int volt_tap_get_vnet_hdr_size(int fd, int *size);
 /// TUNSETOFFLOAD with VOLT_TUN_F_* bits.
 int volt_tap_set_offload(int fd, unsigned int offload);
+/// TUNSETPERSIST: 0 makes the TAP vanish when its last fd closes, 1 keeps it.
+int volt_tap_set_persist(int fd, int persist);
 /// TUNSETQUEUE with VOLT_IFF_ATTACH_QUEUE or VOLT_IFF_DETACH_QUEUE (multiqueue TAPs).
 int volt_tap_set_queue(int fd, int flags);
 /// Sets O_NONBLOCK on `fd` (kept for inherited TAP and eventfd descriptors).

@@ -15,6 +15,7 @@ struct RunCommand: ParsableCommand {
         EXAMPLES
           volt-vmm run --kernel vmlinux --cmdline "console=ttyS0 reboot=k panic=-1" --memory 256 --vcpus 2
           volt-vmm run --kernel default --initrd initrd.cpio.gz
+          volt-vmm run --kernel default --id web1 --net bridge=br0 --net bridge=br0,queues=4
 
         EXIT STATUS
           0    the guest reset (e.g. Linux with reboot=k) or shut down
@@ -54,9 +55,14 @@ struct RunCommand: ParsableCommand {
     var disk: [String] = []
 
     @Option(help: ArgumentHelp(
-        "An existing TAP device served by a spawned volt-net-worker: tap=NAME[,mac=MAC][,mtu=N][,queues=N] (repeatable).",
+        "A NIC served by a spawned volt-net-worker: tap=NAME (an existing TAP) or bridge=BR[,mode=direct|networkd][,id=ID] (volt-vmm creates tap-<id> on BR), plus [,mac=MAC][,mtu=N][,queues=N][,vhost=on] (repeatable).",
         valueName: "spec"))
     var net: [String] = []
+
+    @Option(help: ArgumentHelp(
+        "The VM's id ([a-zA-Z0-9_-], at most 32): names its TAPs (tap-<id>) and networkd units, and keeps its generated MACs stable across runs (default: random 8 hex digits).",
+        valueName: "id"))
+    var id: String?
 
     @Option(name: .customLong("vhost-user-blk"), help: ArgumentHelp(
         "Connect a virtio-blk device to a running vhost-user backend's socket (repeatable).",
@@ -139,12 +145,15 @@ struct RunCommand: ParsableCommand {
         guard (100...3_600_000).contains(metricsInterval) else {
             throw RunError.usage("--metrics-interval \(metricsInterval): must be 100 to 3600000 ms")
         }
+        let vmID = try (id ?? file.id).map { try VMID(given: $0) } ?? VMID()
+        _ = try NICPlan.plans(for: nets, vmID: vmID)
         let kernelPath = try KernelStore.resolve(kernel, store: kernelStore)
         var machine = MachineConfig(kernelPath: kernelPath, initrdPath: initrd, cmdline: cmdline,
                              memoryBytes: memory << 20, vcpus: vcpus,
                              devices: disks.map { .disk($0) } + nets.map { .net($0) }
                                  + vhostUserBlock.map { .vhostUserBlock(socket: $0) }
-                                 + vhostUserNet.map { .vhostUserNet(socket: $0) })
+                                 + vhostUserNet.map { .vhostUserNet(socket: $0) },
+                             vmID: vmID)
         machine.metricsPath = metrics
         machine.metricsIntervalMilliseconds = metricsInterval
         return machine

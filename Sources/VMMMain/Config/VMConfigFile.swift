@@ -113,7 +113,9 @@ struct VMConfigFile: Equatable {
                     if let mac = parsed.mac?.description {
                         if let first = macs[mac] { reader.problem("\(path).mac", "\(mac) is already used by \(first)") } else { macs[mac] = path }
                     }
-                    if let first = taps[parsed.tap] { reader.problem("\(path).tap", "\(parsed.tap) is already used by \(first)") } else { taps[parsed.tap] = path }
+                    if let tap = parsed.tap {
+                        if let first = taps[tap] { reader.problem("\(path).tap", "\(tap) is already used by \(first)") } else { taps[tap] = path }
+                    }
                     config.networks.append(spec)
                 } catch {
                     reader.problem(path, stripFlag("\(error)"))
@@ -143,8 +145,15 @@ struct VMConfigFile: Equatable {
             }
             spec = "tap=\(tap)"
         case "bridge", "networkd":
-            reader.problem("\(path).mode", "\"\(mode)\" is not available in this build (use \"tap\")")
-            return nil
+            guard let bridge = reader.string(n, "bridge", path) else {
+                reader.problem("\(path).bridge", "required when mode is \"\(mode)\"")
+                return nil
+            }
+            spec = "bridge=\(bridge)" + (mode == "networkd" ? ",mode=networkd" : "")
+            // The entry's id names its TAP (tap-<id>) when it fits.
+            if let id = reader.string(n, "id", path), id.utf8.count <= NetSpec.maxNICIDLength, isValidID(id) {
+                spec += ",id=\(id)"
+            }
         default:
             reader.problem("\(path).mode", "\"\(mode)\" is not one of tap, bridge, networkd")
             return nil
@@ -158,7 +167,7 @@ struct VMConfigFile: Equatable {
         }
         if let mtu = reader.int(n, "mtu", path, range: 68...65535) { spec += ",mtu=\(mtu)" }
         if let q = reader.int(n, "multiqueue", path, range: 1...16) { spec += ",queues=\(q)" }
-        _ = reader.bool(n, "vhost", path)
+        if reader.bool(n, "vhost", path) == true { spec += ",vhost=on" }
         return spec
     }
 

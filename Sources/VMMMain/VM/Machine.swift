@@ -13,6 +13,8 @@ struct MachineConfig {
     /// `--metrics PATH` and its interval.
     var metricsPath: String?
     var metricsIntervalMilliseconds = 1000
+    /// Names the VM's TAPs and networkd units and seeds its MACs (`--id`, or random).
+    var vmID = VMID()
 }
 
 /// Builds a VM from a config, runs it to completion and reports how it ended.
@@ -36,7 +38,9 @@ final class Machine {
         }
         let memory = try GuestMemory(size: config.memoryBytes)
         let vm = try VirtualMachine(hypervisor: hypervisor, memory: memory)
-        let virtio = try VirtioDevices(specs: config.devices, vm: vm, memory: memory, logger: logger)
+        let virtio = try VirtioDevices(specs: config.devices, vmID: config.vmID, vm: vm, memory: memory, logger: logger)
+        // Workers, TAPs and networkd units go on every way out of here, errors included.
+        defer { virtio.shutdown() }
         let cmdline = ([config.cmdline] + virtio.cmdlineAnnouncements).joined(separator: " ")
 
         let entry = try BootLoader.prepare(memory: memory, kernelPath: config.kernelPath,
@@ -65,7 +69,6 @@ final class Machine {
         let lifecycle = try Lifecycle()
         let console = Console()
         let devices = try legacyDevices(vm: vm, console: console, lifecycle: lifecycle, mmio: virtio.bus)
-        defer { virtio.stopWorkers() }
         return try start(vcpus: vcpus, devices: devices, virtio: virtio, console: console, lifecycle: lifecycle)
     }
 

@@ -36,23 +36,49 @@ struct VirtioDevices {
     private(set) var workers: [WorkerProcess?] = []
     /// Counter pages shared with spawned workers, by device name.
     private(set) var metricsPages: [(name: String, page: MetricsPage)] = []
-    /// TAPs opened for net workers; held for the VM's lifetime.
-    private var taps: [TapDevice] = []
+    /// Host sides of the NICs (TAPs, networkd units); held for the VM's lifetime.
+    private var nics: [HostNIC] = []
     private(set) var transports: [VirtioMMIOTransport] = []
     /// `virtio_mmio.device=4K@0xd0000000:5 ...` for Linux's VIRTIO_MMIO_CMDLINE_DEVICES.
     private(set) var cmdlineAnnouncements: [String] = []
 
-    init(specs: [VirtioDeviceSpec], vm: VirtualMachine, memory: GuestMemory, logger: Logger) throws {
+    init(specs: [VirtioDeviceSpec], vmID: VMID, vm: VirtualMachine, memory: GuestMemory, logger: Logger) throws {
         guard specs.count <= Self.maxDevices else {
             throw RunError.usage("\(specs.count) virtio devices requested; volt-vmm supports at most \(Self.maxDevices) per VM")
         }
+        var nicPlans = try NICPlan.plans(for: specs.compactMap { if case let .net(net) = $0 { net } else { nil } }, vmID: vmID)[...]
+        var host = NetHostContext(vmID: vmID)
+        do {
+            try attach(specs: specs, nicPlans: &nicPlans, host: &host, vm: vm, memory: memory, logger: logger)
+        } catch {
+            // Undo what the devices before the failing one set up.
+            shutdown()
+            throw error
+        }
+    }
+
+    /// What the NICs of one VM share while they are set up.
+    private struct NetHostContext {
+        let vmID: VMID
+        var macs: Set<MACAddress> = []
+    }
+
+    private mutating func attach(specs: [VirtioDeviceSpec], nicPlans: inout ArraySlice<NICPlan>, host: inout NetHostContext,
+                                 vm: VirtualMachine, memory: GuestMemory, logger: Logger) throws {
         for (index, spec) in specs.enumerated() {
             let base = Layout.virtioMMIOBase + UInt64(index) * Layout.virtioMMIOSize
             let irq = Layout.virtioFirstIRQ + UInt32(index)
             let name = "\(spec.kind)\(index)"
             let placement = Placement(vm: vm, memory: memory, mmioBase: base, irq: irq)
-            let (backend, worker) = try Self.connect(spec, name: name, placement: placement, logger: logger,
-                                                     taps: &taps, pages: &metricsPages)
+            var nic: HostNIC?
+            if case let .net(net) = spec, let plan = nicPlans.popFirst() {
+                if net.vhost { VhostNetDevice.probe(for: name, logger: logger) }
+                let hostNIC = try HostNIC(plan: plan, vmID: host.vmID, name: name, taken: &host.macs, logger: logger)
+                nics.append(hostNIC)
+                nic = hostNIC
+            }
+            let (backend, worker) = try Self.connect(spec, name: name, nic: nic, placement: placement, logger: logger,
+                                                     pages: &metricsPages)
             let transport = VirtioMMIOTransport(name: name, irq: irq, backend: backend, memory: memory, logger: logger,
                                                 raiseInterrupt: {
                 do { try vm.pulseIRQ(irq) } catch { logger.error("\(name): interrupt: \(error)") }
@@ -71,6 +97,13 @@ struct VirtioDevices {
         for worker in workers { worker?.stop() }
     }
 
+    /// Stops the workers, then releases the NICs' host side: closing the last TAP fds
+    /// deletes the TAPs volt-vmm created, and networkd units are removed. Idempotent.
+    func shutdown() {
+        stopWorkers()
+        for nic in nics { nic.release() }
+    }
+
     /// Where a device sits: its VM, memory, MMIO window and IRQ.
     private struct Placement {
         let vm: VirtualMachine
@@ -85,8 +118,8 @@ struct VirtioDevices {
     }
 
     /// Connects one device to its backend: a socket someone else serves, or a worker we spawn.
-    private static func connect(_ spec: VirtioDeviceSpec, name: String, placement: Placement, logger: Logger,
-                                taps: inout [TapDevice], pages: inout [(name: String, page: MetricsPage)]) throws -> (VhostUserBackend, WorkerProcess?) {
+    private static func connect(_ spec: VirtioDeviceSpec, name: String, nic: HostNIC?, placement: Placement,
+                                logger: Logger, pages: inout [(name: String, page: MetricsPage)]) throws -> (VhostUserBackend, WorkerProcess?) {
         let socketArgs = ["--fd", "\(WorkerProcess.socketFD)"]
         switch spec {
         case let .vhostUserBlock(socket):
@@ -107,16 +140,15 @@ struct VirtioDevices {
             pages.append((name, page))
             return spawned
         case let .net(net):
-            let tap = try TapDevice(existing: net.tap, queuePairs: net.queues)
-            taps.append(tap)
+            guard let nic, let tap = nic.tap else { throw RunError.system("\(name): no host NIC was set up") }
             let page = try MetricsPage.create()
             var args = socketArgs + ["--num-queue-pairs", "\(net.queues)",
                                      "--metrics-fd", "\(WorkerProcess.socketFD + 1 + CInt(tap.queues.count))"]
             for i in tap.queues.indices { args += ["--tap-fd", "\(WorkerProcess.socketFD + 1 + CInt(i))"] }
-            if let mac = net.mac { args += ["--mac", mac.description] }
+            args += ["--mac", nic.mac.description]
             if let mtu = net.mtu { args += ["--mtu", "\(mtu)"] }
             let spawned = try spawn("volt-net-worker", args, passing: tap.queues.map(\.rawValue) + [page.fd.rawValue],
-                                    name: name, what: "TAP \(tap.name)",
+                                    name: name, what: "TAP \(tap.name), guest MAC \(nic.mac)",
                                     type: deviceTypeNet, queues: net.queues > 1 ? 2 * net.queues + 1 : 2, placement: placement, logger: logger)
             pages.append((name, page))
             return spawned
