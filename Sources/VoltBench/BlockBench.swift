@@ -278,7 +278,8 @@ struct BlockBench {
 
         // The two vhost-user back-ends, both alive for the whole run.
         let workerSocket = work + "/volt-blk.sock"
-        let worker = try Child(workerPath, ["--socket-path", workerSocket, "--path", image] + (direct ? ["--direct"] : []),
+        let (exe, prefix) = workerCommand(workerPath)
+        let worker = try Child(exe, prefix + ["--socket-path", workerSocket, "--path", image] + (direct ? ["--direct"] : []),
                                log: work + "/volt-blk-worker.log")
         Cleanup.shared.add { worker.stop() }
         try waitForSocket(workerSocket, child: worker)

@@ -241,7 +241,8 @@ struct NetBench {
         Cleanup.shared.add { try? FileManager.default.removeItem(atPath: work) }
 
         let socket = work + "/volt-net.sock"
-        let worker = try Child(BenchNamespace.ip, ["netns", "exec", ns.name, workerPath, "--socket-path", socket, "--tap", "vb0"],
+        let (exe, prefix) = workerCommand(workerPath)
+        let worker = try Child(BenchNamespace.ip, ["netns", "exec", ns.name, exe] + prefix + ["--socket-path", socket, "--tap", "vb0"],
                                log: work + "/volt-net-worker.log")
         let workerCleanup = Cleanup.shared.add { worker.stop() }
         defer { Cleanup.shared.run(workerCleanup) }

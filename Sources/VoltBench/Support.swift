@@ -83,6 +83,20 @@ final class Child {
     }
 }
 
+/// The command line for a worker binary: as is, or behind `$VOLT_BENCH_WRAP` (a
+/// space-separated prefix, e.g. "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p")
+/// for profiling. Returns the executable and the arguments before the worker's own.
+func workerCommand(_ worker: String) -> (String, [String]) {
+    guard let wrap = ProcessInfo.processInfo.environment["VOLT_BENCH_WRAP"], !wrap.isEmpty else { return (worker, []) }
+    var words = wrap.split(separator: " ").map(String.init)
+    var exe = words.removeFirst()
+    if !exe.hasPrefix("/") {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        exe = path.split(separator: ":").map { "\($0)/\(exe)" }.first { access($0, X_OK) == 0 } ?? exe
+    }
+    return (exe, words + [worker])
+}
+
 /// Runs a command to completion; throws with its output if it fails.
 @discardableResult
 func runCommand(_ path: String, _ arguments: [String]) throws -> String {
@@ -104,7 +118,7 @@ func runCommand(_ path: String, _ arguments: [String]) throws -> String {
 }
 
 /// Waits until `path` is a listening UNIX socket (or the child died / time ran out).
-func waitForSocket(_ path: String, child: Child, timeout: Double = 10) throws {
+func waitForSocket(_ path: String, child: Child, timeout: Double = 30) throws {
     let deadline = Date().addingTimeInterval(timeout)
     var st = stat()
     while stat(path, &st) != 0 || st.st_mode & S_IFMT != S_IFSOCK {
