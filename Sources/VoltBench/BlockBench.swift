@@ -246,6 +246,7 @@ struct BlockBench {
     var imagePath: String?
     var direct: Bool
     var rowFilter: String?
+    var rounds: Int
 
     func run() throws {
         let dir = executableDirectory()
@@ -306,18 +307,23 @@ struct BlockBench {
         let backends: [BlockBackend] = [volt, qsd, raw]
         var results: [[Measurement]] = []
         for (n, w) in rows.enumerated() {
-            var row: [Measurement] = []
-            for b in backends {
-                fputs("  \(w.name): \(b.label)...", stderr)
-                let m = try b.run(w, seconds: seconds, seed: 0x5EED &+ UInt64(n))
-                fputs(" \(formatCount(m.opsPerSecond)) IOPS\n", stderr)
-                row.append(m)
+            // Each cell runs in `rounds` slices, the backends taking turns (rotating who goes
+            // first), so page-cache writeback and machine load drift hit all three alike.
+            var row = [Measurement](repeating: Measurement(), count: backends.count)
+            fputs("  \(w.name):", stderr)
+            for round in 0..<rounds {
+                for k in 0..<backends.count {
+                    let i = (k + round) % backends.count
+                    let m = try backends[i].run(w, seconds: seconds / Double(rounds), seed: 0x5EED &+ UInt64(n * 100 + round))
+                    row[i].append(m)
+                }
             }
+            fputs(zip(backends, row).map { " \($0.label) \(formatCount($1.opsPerSecond))" }.joined(separator: ",") + " IOPS\n", stderr)
             results.append(row)
         }
 
         print("volt-bench blk — \(machineSummary())")
-        print("image: \(image), \(raw.imageSize >> 20) MiB; page cache: \(cacheState); \(format(seconds, 1)) s per cell;"
+        print("image: \(image), \(raw.imageSize >> 20) MiB; page cache: \(cacheState); \(format(seconds, 1)) s per cell in \(rounds) rounds, backends taking turns;"
               + " data segments of \(segment >> 10) KiB (smaller size_max of the two devices)")
         print("raw host = preadv/pwritev from volt-bench, QD n = n threads each with one synchronous request outstanding")
         print("targets: volt/qsd ≥ 1.00, volt/raw ≥ 0.90 (IOPS ratios); ✗ marks a miss\n")

@@ -173,6 +173,15 @@ struct Measurement {
         return Double(sorted[i]) / 1000
     }
 
+    /// Adds a later, separate run of the same cell (times add up).
+    mutating func append(_ other: Measurement) {
+        operations += other.operations
+        bytes += other.bytes
+        nanoseconds = (operations == other.operations ? 0 : nanoseconds) + other.nanoseconds
+        latencies += other.latencies
+    }
+
+    /// Adds a concurrent part of the same run (threads: the longest time counts).
     mutating func merge(_ other: Measurement) {
         operations += other.operations
         bytes += other.bytes

@@ -20,15 +20,16 @@ struct VoltBench: ParsableCommand {
         var image: String?
         @Flag(help: "O_DIRECT for all three backends (page cache bypassed).") var direct = false
         @Option(help: "Only rows whose name contains this text (e.g. QD32).") var rows: String?
+        @Option(help: "Split each cell into this many slices, the backends taking turns.") var rounds: Int = 4
 
         func validate() throws {
-            guard seconds > 0, size >= 16 else { throw ValidationError("--seconds > 0 and --size ≥ 16 please") }
+            guard seconds > 0, size >= 16, rounds >= 1 else { throw ValidationError("--seconds > 0, --size ≥ 16 and --rounds ≥ 1 please") }
         }
 
         func run() throws {
             Cleanup.shared.installSignalHandlers()
             defer { Cleanup.shared.runAll() }
-            try BlockBench(seconds: seconds, sizeMiB: size, imagePath: image, direct: direct, rowFilter: rows).run()
+            try BlockBench(seconds: seconds, sizeMiB: size, imagePath: image, direct: direct, rowFilter: rows, rounds: rounds).run()
         }
     }
 
