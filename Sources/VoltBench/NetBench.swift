@@ -141,9 +141,12 @@ final class VirtioNetDriver {
     private var rx: [UInt16] = []
     private var txOutstanding = 0
 
-    init(socketPath: String) throws {
+    init(socketPath: String, mergeable: Bool) throws {
+        var features = ~UInt64(0)
+        if !mergeable { features &= ~VhostUserTestFrontend.NetFeature.mergeableRxBuffers }
         frontend = try VhostUserTestFrontend(socketPath: socketPath,
-                                             options: TestFrontendOptions(memorySize: 64 << 20, queueCount: 2, queueSize: 256))
+                                             options: TestFrontendOptions(memorySize: 64 << 20, queueCount: 2, queueSize: 256,
+                                                                          features: features))
         try frontend.start()
         guard frontend.negotiatedFeatures & VirtioFeature.version1 != 0 else {
             throw BenchError("volt-net-worker did not offer VIRTIO_F_VERSION_1 (12-byte header assumed)")
@@ -224,6 +227,7 @@ final class VirtioNetDriver {
 struct NetBench {
     var seconds: Double
     var frameSizes: [Int]
+    var mergeable: Bool
 
     func run() throws {
         let workerPath = executableDirectory() + "/volt-net-worker"
@@ -247,7 +251,7 @@ struct NetBench {
         let workerCleanup = Cleanup.shared.add { worker.stop() }
         defer { Cleanup.shared.run(workerCleanup) }
         try waitForSocket(socket, child: worker)
-        let driver = try VirtioNetDriver(socketPath: socket)
+        let driver = try VirtioNetDriver(socketPath: socket, mergeable: mergeable)
 
         // The peers: an AF_PACKET socket per TAP, and our own fd on the bare TAP vb1.
         let (peer0, peer1, bare) = try ns.inside { () throws -> (CInt, CInt, CInt) in
@@ -317,7 +321,8 @@ struct NetBench {
 
         print("volt-bench net — \(machineSummary())")
         print("namespace \(ns.name), TAPs with vnet_hdr (12-byte header), frame = Ethernet header + payload, no FCS; "
-              + "\(format(seconds, 1)) s per cell; Gbit/s counts frame bytes only")
+              + "\(format(seconds, 1)) s per cell; Gbit/s counts frame bytes only; "
+              + "VIRTIO_NET_F_MRG_RXBUF \(driver.frontend.mergeableRxBuffers ? "negotiated (as Linux guests do)" : "not negotiated")")
         print("TX counted by an AF_PACKET reader on the TAP; RX counted in the frontend's RX buffers; "
               + "bare = one thread write()/read() on the TAP fd, the other end an AF_PACKET socket")
         print("sent = frames the source pushed (the rest were dropped by the kernel or not yet consumed)")

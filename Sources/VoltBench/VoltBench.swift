@@ -40,6 +40,7 @@ struct VoltBench: ParsableCommand {
         @Option(help: "Seconds per cell (row × backend).") var seconds: Double = 2
         @Option(help: "Frame lengths in bytes, comma separated (Ethernet header + payload, 60...1514).")
         var frames: String = "64,1500"
+        @Flag(help: "Do not ack VIRTIO_NET_F_MRG_RXBUF (one RX buffer per frame).") var noMrgRxbuf = false
 
         func run() throws {
             let sizes = frames.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -48,7 +49,7 @@ struct VoltBench: ParsableCommand {
             }
             Cleanup.shared.installSignalHandlers()
             defer { Cleanup.shared.runAll() }
-            try NetBench(seconds: seconds, frameSizes: sizes).run()
+            try NetBench(seconds: seconds, frameSizes: sizes, mergeable: !noMrgRxbuf).run()
         }
     }
 }
