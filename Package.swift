@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "volt-vmm", targets: ["VMMMain"]),
         .executable(name: "volt-blk-worker", targets: ["BlockWorker"]),
         .executable(name: "volt-net-worker", targets: ["NetWorker"]),
+        .executable(name: "volt-bench", targets: ["VoltBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -71,7 +72,16 @@ let package = Package(
             name: "NetWorkerTests",
             dependencies: ["NetWorker", "NetTestShim", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
-        // setns + AF_PACKET for NetWorkerTests only.
+        // Device benchmarks (tooling, never shipped): volt-blk-worker vs qemu-storage-daemon
+        // vs raw host I/O, volt-net-worker vs a bare TAP loop. Foundation is fine here.
+        .executableTarget(
+            name: "VoltBench",
+            dependencies: [
+                "TestFrontend", "IPC", "VirtioCore", "CShim", "NetTestShim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // setns + AF_PACKET for NetWorkerTests and volt-bench's net benchmark.
         .target(name: "NetTestShim", path: "Tests/NetTestShim"),
         .testTarget(
             name: "VirtioCoreTests",

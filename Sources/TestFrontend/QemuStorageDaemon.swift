@@ -25,13 +25,14 @@ public final class QemuStorageDaemon {
     private var clients: [Connection] = []
 
     /// Starts the daemon on `image` and waits up to `timeout` seconds for it to listen.
+    /// `direct` opens the image with O_DIRECT (`cache.direct=on`), bypassing the host page cache.
     public init(image: String, socketPath: String, logPath: String, writable: Bool = true,
-                numQueues: Int = 1, timeout: Double = 10) throws(TestFrontendError) {
+                numQueues: Int = 1, direct: Bool = false, timeout: Double = 10) throws(TestFrontendError) {
         guard let executable = Self.executable else { throw .unsupported("qemu-storage-daemon is not on PATH") }
         self.socketPath = socketPath
         self.logPath = logPath
         pid = try Self.spawn(executable, [
-            "--blockdev", "driver=file,node-name=f0,filename=\(image)",
+            "--blockdev", "driver=file,node-name=f0,filename=\(image)" + (direct ? ",cache.direct=on" : ""),
             "--export", "type=vhost-user-blk,id=e0,node-name=f0,addr.type=unix,addr.path=\(socketPath)"
                 + ",writable=\(writable ? "on" : "off"),num-queues=\(numQueues)",
         ], log: logPath)

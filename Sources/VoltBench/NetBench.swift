@@ -1,0 +1,342 @@
+import CShim
+import Foundation
+import Glibc
+import IPC
+import NetTestShim
+import TestFrontend
+import VirtioCore
+
+/// A network namespace of this run (`volt-bench-<pid>`) holding two TAPs with vnet_hdr:
+/// `vb0` for volt-net-worker, `vb1` for the bare loop. IPv6 is off so the kernel sends
+/// nothing of its own on them. Registered with `Cleanup` as soon as it exists.
+final class BenchNamespace {
+    static let ip = "/usr/sbin/ip"
+    let name = "volt-bench-\(getpid())"
+    var path: String { "/run/netns/\(name)" }
+    private var cleanupID: Int?
+
+    init(taps: [String]) throws {
+        Self.reapStale()
+        try runCommand(Self.ip, ["netns", "add", name])
+        cleanupID = Cleanup.shared.add { [name] in _ = try? runCommand(Self.ip, ["netns", "del", name]) }
+        try exec(["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"])
+        for tap in taps {
+            try exec([Self.ip, "tuntap", "add", "dev", tap, "mode", "tap", "vnet_hdr"])
+            try exec([Self.ip, "link", "set", tap, "up"])
+        }
+    }
+
+    func delete() {
+        if let id = cleanupID { Cleanup.shared.run(id); cleanupID = nil }
+    }
+
+    func exec(_ args: [String]) throws { try runCommand(Self.ip, ["netns", "exec", name] + args) }
+
+    /// Runs `body` on a thread that entered the namespace (fds it opens belong there and
+    /// stay usable from any thread).
+    func inside<T>(_ body: @escaping () throws -> T) throws -> T {
+        nonisolated(unsafe) var result: Result<T, Error>?
+        let path = self.path
+        runThreads(1, name: "netns") { _ in
+            let r = nts_enter_netns(path)
+            result = r < 0 ? .failure(BenchError("setns \(path): errno \(-r)")) : Result { try body() }
+        }
+        return try result!.get()
+    }
+
+    /// Deletes namespaces left by volt-bench runs that were SIGKILLed (their pid is gone).
+    static func reapStale() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/run/netns") else { return }
+        for n in names where n.hasPrefix("volt-bench-") {
+            guard let pid = pid_t(n.dropFirst("volt-bench-".count)), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            _ = try? runCommand(ip, ["netns", "del", n])
+        }
+    }
+}
+
+/// Ethernet broadcast, ethertype 0x88b5 (local experimental), padded to `length` bytes.
+func benchFrame(_ length: Int) -> [UInt8] {
+    var f: [UInt8] = Array(repeating: 0xff, count: 6) + [0x02, 0, 0, 0, 0, 0x02, 0x88, 0xb5]
+    while f.count < length { f.append(UInt8(truncatingIfNeeded: f.count)) }
+    return f
+}
+
+let benchEthertype: CInt = 0x88b5
+let netHeaderSize = 12
+
+/// Reads everything pending on a non-blocking fd and discards it.
+func drainFD(_ fd: CInt) {
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while buffer.withUnsafeMutableBytes({ read(fd, $0.baseAddress, $0.count) }) > 0 {}
+}
+
+@inline(__always) func waitFD(_ fd: CInt, _ events: Int32, ms: Int32) {
+    var p = pollfd(fd: fd, events: Int16(events), revents: 0)
+    _ = poll(&p, 1, ms)
+}
+
+/// Counts frames arriving on a non-blocking fd until `deadline`: recv on an AF_PACKET
+/// socket, or read on a TAP fd (then each frame carries a `skip`-byte vnet header).
+func countFrames(_ fd: CInt, tap: Bool, deadline: UInt64) -> Measurement {
+    var m = Measurement()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    let skip = tap ? netHeaderSize : 0
+    let t0 = now()
+    buffer.withUnsafeMutableBytes { b in
+        while true {
+            let n = tap ? read(fd, b.baseAddress, b.count) : recv(fd, b.baseAddress, b.count, 0)
+            if n > 0 {
+                m.operations += 1
+                m.bytes += UInt64(n - skip)
+                if m.operations & 63 != 0 { continue }
+            } else if n < 0 && errno != EAGAIN && errno != EINTR {
+                break
+            }
+            if now() >= deadline { break }
+            if n <= 0 { waitFD(fd, POLLIN, ms: 5) }
+        }
+    }
+    m.nanoseconds = max(1, min(now(), deadline) - t0)
+    return m
+}
+
+/// Writes `bytes` as fast as the fd takes them until `deadline` (send on AF_PACKET,
+/// write on a TAP fd). Returns frames written.
+func blastFrames(_ fd: CInt, _ bytes: [UInt8], tap: Bool, deadline: UInt64) -> Int {
+    var sent = 0
+    bytes.withUnsafeBytes { b in
+        while true {
+            let n = tap ? write(fd, b.baseAddress, b.count) : send(fd, b.baseAddress, b.count, 0)
+            if n > 0 {
+                sent += 1
+                if sent & 63 != 0 { continue }
+            } else if errno == EAGAIN || errno == ENOBUFS {
+                waitFD(fd, POLLOUT, ms: 1)
+            } else if errno != EINTR {
+                break
+            }
+            if now() >= deadline { break }
+        }
+    }
+    return sent
+}
+
+/// Runs `body` on a new thread; call the result to join it.
+func background(_ body: @escaping @Sendable () -> Void) -> () -> Void {
+    let done = DispatchSemaphore(value: 0)
+    let t = Thread { body(); done.signal() }
+    t.stackSize = 1 << 20
+    t.start()
+    return { done.wait() }
+}
+
+/// volt-net-worker driven by the test frontend as a guest driver: 256 TX chains and 256
+/// RX buffers, each one descriptor (header and frame together, 5.1.6.6), written once
+/// into reserved slots and re-offered as they complete; one kick per batch.
+final class VirtioNetDriver {
+    let frontend: VhostUserTestFrontend
+    static let slots = 256
+    static let bufferSize = netHeaderSize + 1514
+    private var tx: [(head: UInt16, buffer: GuestBuffer)] = []
+    private var rx: [UInt16] = []
+    private var txOutstanding = 0
+
+    init(socketPath: String, mergeable: Bool) throws {
+        var features = ~UInt64(0)
+        if !mergeable { features &= ~VhostUserTestFrontend.NetFeature.mergeableRxBuffers }
+        frontend = try VhostUserTestFrontend(socketPath: socketPath,
+                                             options: TestFrontendOptions(memorySize: 64 << 20, queueCount: 2, queueSize: 256,
+                                                                          features: features))
+        try frontend.start()
+        guard frontend.negotiatedFeatures & VirtioFeature.version1 != 0 else {
+            throw BenchError("volt-net-worker did not offer VIRTIO_F_VERSION_1 (12-byte header assumed)")
+        }
+        for slot in try frontend.reserveDescriptors(queue: 1, count: Self.slots) {
+            tx.append((slot, try frontend.allocate(UInt32(Self.bufferSize))))
+        }
+        rx = try frontend.reserveDescriptors(queue: 0, count: Self.slots)
+        for slot in rx {
+            let b = try frontend.allocate(UInt32(Self.bufferSize))
+            try frontend.writeRawDescriptor(queue: 0, slot: slot, address: b.address, length: b.length, flags: .write)
+            try frontend.offerRaw(queue: 0, head: slot)
+        }
+        try frontend.kick(queue: 0)
+    }
+
+    /// Guest → worker → TAP: keeps every TX slot offered until `deadline`; returns frames the
+    /// worker completed (the rate itself is counted on the TAP side).
+    func transmit(frame: [UInt8], deadline: UInt64) throws -> Int {
+        let bytes = [UInt8](repeating: 0, count: netHeaderSize) + frame
+        for (head, buffer) in tx {
+            try frontend.write(bytes, to: buffer)
+            try frontend.writeRawDescriptor(queue: 1, slot: head, address: buffer.address, length: UInt32(bytes.count), flags: [])
+            try frontend.offerRaw(queue: 1, head: head)
+        }
+        try frontend.kick(queue: 1)
+        var outstanding = tx.count
+        var completed = 0
+        while outstanding > 0 {
+            let done = try frontend.waitForUsed(queue: 1, count: 1, timeout: 10)
+            completed += done.count
+            outstanding -= done.count
+            if now() < deadline {
+                for c in done { try frontend.offerRaw(queue: 1, head: c.head) }
+                outstanding += done.count
+                try frontend.kick(queue: 1)
+            }
+        }
+        return completed
+    }
+
+    /// TAP → worker → guest: counts frames landing in RX buffers until `deadline`,
+    /// re-offering each buffer at once.
+    func receive(deadline: UInt64) throws -> Measurement {
+        var m = Measurement()
+        let t0 = now()
+        while true {
+            let t = now()
+            if t >= deadline { break }
+            let done: [Completion]
+            do {
+                done = try frontend.waitForUsed(queue: 0, count: 1, timeout: Double(deadline - t) / 1e9)
+            } catch TestFrontendError.timedOut { break }
+            for c in done {
+                m.operations += 1
+                m.bytes += UInt64(max(0, Int(c.length) - netHeaderSize))
+                try frontend.offerRaw(queue: 0, head: c.head)
+            }
+            try frontend.kick(queue: 0)
+        }
+        m.nanoseconds = max(1, min(now(), deadline) - t0)
+        return m
+    }
+
+    /// Re-offers whatever RX buffers the worker filled since the last call (frames left
+    /// over from the previous row).
+    func drainReceive() throws {
+        while true {
+            let done: [Completion]
+            do { done = try frontend.waitForUsed(queue: 0, count: 1, timeout: 0.05) } catch TestFrontendError.timedOut { return }
+            for c in done { try frontend.offerRaw(queue: 0, head: c.head) }
+            try frontend.kick(queue: 0)
+        }
+    }
+}
+
+/// `volt-bench net`: TX and RX, 64- and 1500-byte frames, worker vs bare TAP, one table.
+struct NetBench {
+    var seconds: Double
+    var frameSizes: [Int]
+    var mergeable: Bool
+
+    func run() throws {
+        let workerPath = executableDirectory() + "/volt-net-worker"
+        guard access(workerPath, X_OK) == 0 else {
+            throw BenchError("\(workerPath) not found: build it first (swift build -c release)")
+        }
+        guard getuid() == 0, access("/dev/net/tun", R_OK | W_OK) == 0 else {
+            throw BenchError("net needs root and /dev/net/tun (it creates a network namespace and TAPs)")
+        }
+        let ns = try BenchNamespace(taps: ["vb0", "vb1"])
+        defer { ns.delete() }
+        var template = Array("/tmp/volt-bench-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw BenchError("mkdtemp failed: errno \(errno)") }
+        let work = String(cString: p)
+        Cleanup.shared.add { try? FileManager.default.removeItem(atPath: work) }
+
+        let socket = work + "/volt-net.sock"
+        let (exe, prefix) = workerCommand(workerPath)
+        let worker = try Child(BenchNamespace.ip, ["netns", "exec", ns.name, exe] + prefix + ["--socket-path", socket, "--tap", "vb0"],
+                               log: work + "/volt-net-worker.log")
+        let workerCleanup = Cleanup.shared.add { worker.stop() }
+        defer { Cleanup.shared.run(workerCleanup) }
+        try waitForSocket(socket, child: worker)
+        let driver = try VirtioNetDriver(socketPath: socket, mergeable: mergeable)
+
+        // The peers: an AF_PACKET socket per TAP, and our own fd on the bare TAP vb1.
+        let (peer0, peer1, bare) = try ns.inside { () throws -> (CInt, CInt, CInt) in
+            let a = nts_packet_socket("vb0", benchEthertype)
+            let b = nts_packet_socket("vb1", benchEthertype)
+            var name = [CChar](repeating: 0, count: Int(VOLT_IFNAMSIZ))
+            let t = volt_tap_open("vb1", VOLT_IFF_TAP | VOLT_IFF_NO_PI | VOLT_IFF_VNET_HDR, &name)
+            guard a >= 0, b >= 0, t >= 0 else { throw BenchError("packet sockets / TAP open failed: \(a) \(b) \(t)") }
+            guard volt_tap_set_vnet_hdr_size(t, CInt(netHeaderSize)) >= 0 else { throw BenchError("TUNSETVNETHDRSZ failed") }
+            return (a, b, t)
+        }
+        defer { close(peer0); close(peer1); close(bare) }
+        for fd in [peer0, peer1] {
+            var size: CInt = 8 << 20
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<CInt>.size))
+            _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<CInt>.size))
+        }
+
+        struct Row { let name: String; let frameLength: Int; var volt = Measurement(); var bare = Measurement(); var voltSent = 0; var bareSent = 0 }
+        var rows: [Row] = []
+        for length in frameSizes {
+            let frame = benchFrame(length)
+            let tapFrame = [UInt8](repeating: 0, count: netHeaderSize) + frame
+
+            // TX: volt = frontend → worker → vb0, counted by an AF_PACKET reader on vb0;
+            // bare = write() into vb1's fd, counted the same way on vb1.
+            var tx = Row(name: "TX \(length) B", frameLength: length)
+            fputs("  TX \(length) B: volt-net-worker...", stderr)
+            drainFD(peer0)
+            var deadline = now() + UInt64(seconds * 1e9)
+            nonisolated(unsafe) var counted = Measurement()
+            var join = background { [deadline] in counted = countFrames(peer0, tap: false, deadline: deadline) }
+            tx.voltSent = try driver.transmit(frame: frame, deadline: deadline)
+            join()
+            tx.volt = counted
+            fputs(" \(formatCount(tx.volt.opsPerSecond)) pps; bare TAP...", stderr)
+            drainFD(peer1)
+            deadline = now() + UInt64(seconds * 1e9)
+            join = background { [deadline] in counted = countFrames(peer1, tap: false, deadline: deadline) }
+            tx.bareSent = blastFrames(bare, tapFrame, tap: true, deadline: deadline)
+            join()
+            tx.bare = counted
+            fputs(" \(formatCount(tx.bare.opsPerSecond)) pps\n", stderr)
+            rows.append(tx)
+
+            // RX: volt = AF_PACKET writer on vb0 → TAP → worker → RX buffers, counted by
+            // the frontend; bare = the same writer on vb1, read() from vb1's fd.
+            var rx = Row(name: "RX \(length) B", frameLength: length)
+            fputs("  RX \(length) B: volt-net-worker...", stderr)
+            try driver.drainReceive()
+            deadline = now() + UInt64(seconds * 1e9)
+            nonisolated(unsafe) var sent = 0
+            join = background { [deadline] in sent = blastFrames(peer0, frame, tap: false, deadline: deadline) }
+            rx.volt = try driver.receive(deadline: deadline)
+            join()
+            rx.voltSent = sent
+            fputs(" \(formatCount(rx.volt.opsPerSecond)) pps; bare TAP...", stderr)
+            drainFD(bare)
+            deadline = now() + UInt64(seconds * 1e9)
+            join = background { [deadline] in sent = blastFrames(peer1, frame, tap: false, deadline: deadline) }
+            rx.bare = countFrames(bare, tap: true, deadline: deadline)
+            join()
+            rx.bareSent = sent
+            fputs(" \(formatCount(rx.bare.opsPerSecond)) pps\n", stderr)
+            rows.append(rx)
+        }
+
+        print("volt-bench net — \(machineSummary())")
+        print("namespace \(ns.name), TAPs with vnet_hdr (12-byte header), frame = Ethernet header + payload, no FCS; "
+              + "\(format(seconds, 1)) s per cell; Gbit/s counts frame bytes only; "
+              + "VIRTIO_NET_F_MRG_RXBUF \(driver.frontend.mergeableRxBuffers ? "negotiated (as Linux guests do)" : "not negotiated")")
+        print("TX counted by an AF_PACKET reader on the TAP; RX counted in the frontend's RX buffers; "
+              + "bare = one thread write()/read() on the TAP fd, the other end an AF_PACKET socket")
+        print("sent = frames the source pushed (the rest were dropped by the kernel or not yet consumed)")
+        print("target: volt/bare ≥ 0.80 (packets/s); ✗ marks a miss\n")
+        var table = Table(header: ["row", "volt pps", "volt Gbit/s", "volt sent pps", "bare pps", "bare Gbit/s", "bare sent pps", "volt/bare"])
+        for r in rows {
+            let ratio = r.volt.opsPerSecond / r.bare.opsPerSecond
+            table.rows.append([r.name, formatCount(r.volt.opsPerSecond), format(r.volt.gbitPerSecond, 3),
+                               formatCount(Double(r.voltSent) / seconds),
+                               formatCount(r.bare.opsPerSecond), format(r.bare.gbitPerSecond, 3),
+                               formatCount(Double(r.bareSent) / seconds),
+                               format(ratio, 2) + (ratio >= 0.8 ? " ✓" : " ✗")])
+        }
+        print(table.render())
+        fflush(stdout)
+    }
+}

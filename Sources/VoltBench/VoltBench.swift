@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+
+/// Device benchmarks: each subcommand prints one table with every backend side by side
+/// and the ratios the issue sets as targets. See bench/README.md.
+@main
+struct VoltBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "volt-bench",
+        abstract: "Device benchmarks: volt-blk-worker and volt-net-worker against qemu-storage-daemon, raw host I/O and a bare TAP.",
+        subcommands: [Blk.self, Net.self])
+
+    struct Blk: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "volt-blk-worker vs qemu-storage-daemon vs raw host preadv/pwritev on one image.")
+
+        @Option(help: "Seconds per cell (row × backend).") var seconds: Double = 2
+        @Option(help: "Size of the temporary image in MiB (ignored with --image).") var size: Int = 256
+        @Option(help: "Use this raw image instead of a temporary one (its contents are overwritten by the write rows).")
+        var image: String?
+        @Flag(help: "O_DIRECT for all three backends (page cache bypassed).") var direct = false
+        @Option(help: "Only rows whose name contains this text (e.g. QD32).") var rows: String?
+        @Option(help: "Split each cell into this many slices, the backends taking turns.") var rounds: Int = 4
+
+        func validate() throws {
+            guard seconds > 0, size >= 16, rounds >= 1 else { throw ValidationError("--seconds > 0, --size ≥ 16 and --rounds ≥ 1 please") }
+        }
+
+        func run() throws {
+            Cleanup.shared.installSignalHandlers()
+            defer { Cleanup.shared.runAll() }
+            try BlockBench(seconds: seconds, sizeMiB: size, imagePath: image, direct: direct, rowFilter: rows, rounds: rounds).run()
+        }
+    }
+
+    struct Net: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "volt-net-worker vs a bare TAP read/write loop, in a network namespace it creates and deletes.")
+
+        @Option(help: "Seconds per cell (row × backend).") var seconds: Double = 2
+        @Option(help: "Frame lengths in bytes, comma separated (Ethernet header + payload, 60...1514).")
+        var frames: String = "64,1500"
+        @Flag(help: "Do not ack VIRTIO_NET_F_MRG_RXBUF (one RX buffer per frame).") var noMrgRxbuf = false
+
+        func run() throws {
+            let sizes = frames.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !sizes.isEmpty, sizes.allSatisfy({ (60...1514).contains($0) }) else {
+                throw ValidationError("--frames: lengths from 60 to 1514, e.g. 64,1500")
+            }
+            Cleanup.shared.installSignalHandlers()
+            defer { Cleanup.shared.runAll() }
+            try NetBench(seconds: seconds, frameSizes: sizes, mergeable: !noMrgRxbuf).run()
+        }
+    }
+}

@@ -1,0 +1,6 @@
+#!/bin/sh
+# strip DWARF 5 (valgrind cannot read Swift's), keep symbols; run the copy under callgrind
+w="$1"; shift
+c=${TMPDIR:-/tmp}/$(basename "$w").stripped
+strip --strip-debug -o "$c" "$w"
+exec valgrind --tool=callgrind --callgrind-out-file=${TMPDIR:-/tmp}/callgrind.$(basename "$w").%p "$c" "$@"
