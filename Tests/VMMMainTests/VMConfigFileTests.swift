@@ -15,7 +15,7 @@ import Testing
         """)
         #expect(c.id == "web1" && c.vcpus == 2 && c.memoryMiB == 512 && c.kernel == "default")
         #expect(c.disks == [DiskSpec(path: "root.img", readOnly: true, direct: false, queues: 2, serial: "r1")])
-        #expect(c.networks == ["tap=tap0,mac=52:54:00:12:34:56,mtu=1500,queues=2"])
+        #expect(c.networks == ["tap=tap0,mac=52:54:00:12:34:56,mtu=1500,queues=2,vhost=on"])
         #expect(c.kernelIPArgument == "ip=10.42.0.10::10.42.0.1:255.255.255.0::eth0:off")
     }
 
