@@ -17,6 +17,12 @@ let package = Package(
     targets: [
         // Only what Swift cannot import: ioctl request macros, variadic syscalls, CMSG.
         .target(name: "CShim"),
+        // libseccomp and libcap (apt: libseccomp-dev, libcap-dev), for the workers' sandbox.
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        // Jails a worker before its first vhost-user message: rlimits, namespaces, empty
+        // root, no capabilities, no_new_privs, Landlock, seccomp (common + vhost-user base).
+        .target(name: "Sandbox", dependencies: ["CShim", "CSeccomp", "CCap"]),
         .target(
             name: "IPC",
             dependencies: ["CShim", .product(name: "SystemPackage", package: "swift-system")]
@@ -46,11 +52,11 @@ let package = Package(
         // vhost-user-blk worker: no Foundation (Glibc, SystemPackage, IPC, VirtioCore only).
         .executableTarget(
             name: "BlockWorker",
-            dependencies: ["CShim", "IPC", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .executableTarget(
             name: "NetWorker",
-            dependencies: ["CShim", "IPC", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "IPCTests",

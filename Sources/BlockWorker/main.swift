@@ -1,10 +1,14 @@
 import CShim
 import Glibc
 import IPC
+import Sandbox
 
 // volt-blk-worker: a vhost-user-blk back-end for raw images (one process per disk).
 // Follows the vhost-user spec's back-end program conventions: --socket-path/--fd,
 // --print-capabilities, no daemonizing, exit 0 on SIGTERM or front-end disconnect.
+//
+// Order: options; image; connection; sandbox (before any thread and before the first
+// message); signal thread; vhost-user loop (queue threads start on demand).
 
 func fail(_ message: String, code: CInt = 2) -> Never {
     fputs("volt-blk-worker: error: \(message)\n", stderr)
@@ -20,9 +24,8 @@ do {
 if options.help { fputs(Options.usage, stdout); exit(0) }
 if options.printCapabilities { print(Options.capabilities); exit(0) }
 
-// Termination signals go to one waiting thread, blocked everywhere else (threads
-// created later inherit the mask).
-if volt_block_termination_signals() < 0 { fail("cannot block termination signals", code: 1) }
+// Until the signal thread runs, SIGTERM & co. end the process at once with status 0.
+if volt_exit_on_termination_signals() < 0 { fail("cannot handle termination signals", code: 1) }
 
 // The image is opened first: before any sandbox, and before accepting a connection.
 let disk: DiskImage
@@ -40,6 +43,31 @@ deviceOptions.maxQueueSize = options.queueSize
 deviceOptions.serial = options.serial
 let device = BlockDevice(disk: disk, options: deviceOptions)
 
+let connection: Connection
+do {
+    guard let endpoint = options.endpoint else { fail("no vhost-user socket: pass --socket-path PATH or --fd N") }
+    connection = try endpoint.connect()
+} catch {
+    fail("cannot get a vhost-user connection: \(error)", code: 1)
+}
+
+// Termination signals go to one waiting thread, blocked everywhere else (threads
+// created later inherit the mask).
+if volt_block_termination_signals() < 0 { fail("cannot block termination signals", code: 1) }
+
+if options.sandbox.enabled {
+    let imageFDs = [disk.fd] + (disk.bufferedFD.map { [$0] } ?? [])
+    var rules = SeccompPolicy.rules(socket: connection.socket.rawValue, imageFDs: imageFDs, readOnly: disk.readOnly)
+    if options.sandbox.probe { rules += SandboxProbe.pathRules }
+    // fds: stdio, socket, image fds, two memory tables of 8 regions (old and new during
+    // SET_MEM_TABLE), and per queue kick, call, err and the thread's stop eventfd.
+    var plan = SandboxPlan(maxOpenFiles: UInt64(3 + 1 + imageFDs.count + 2 * 8 + 4 * options.numQueues + 16),
+                           maxFileSize: nil, seccomp: rules)
+    plan.seccompMode = options.sandbox.seccompMode
+    do { _ = try Sandbox.apply(plan) } catch { fail(error.description, code: 1) }
+    if options.sandbox.probe { SandboxProbe.run() }
+}
+
 var signalThread = pthread_t()
 _ = pthread_create(&signalThread, nil, { _ in
     let sig = volt_wait_termination_signal()
@@ -50,15 +78,10 @@ _ = pthread_create(&signalThread, nil, { _ in
     _exit(0)
 }, nil)
 
-let connection: Connection
-do {
-    guard let endpoint = options.endpoint else { fail("no vhost-user socket: pass --socket-path PATH or --fd N") }
-    connection = try endpoint.connect()
-} catch {
-    fail("cannot get a vhost-user connection: \(error)", code: 1)
-}
-
 let handler = BackendRequestHandler(connection: connection, device: device)
+if options.sandbox.faultForbiddenSyscall {
+    handler.willHandle = { if $0 == .setOwner { SandboxProbe.forbiddenSyscall() } }
+}
 do {
     try handler.run()
     // The front-end hung up: stop the queues and exit cleanly.
