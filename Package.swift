@@ -70,11 +70,11 @@ let package = Package(
         ),
         .testTarget(
             name: "BlockWorkerTests",
-            dependencies: ["BlockWorker", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["BlockWorker", "Sandbox", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "NetWorkerTests",
-            dependencies: ["NetWorker", "NetTestShim", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["NetWorker", "Sandbox", "NetTestShim", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // setns + AF_PACKET for NetWorkerTests only.
         .target(name: "NetTestShim", path: "Tests/NetTestShim"),

@@ -72,6 +72,13 @@ public enum BasePolicy {
         ]
     }
 
+    /// Calls no worker policy may contain: paths, sockets, processes, namespaces,
+    /// signals to others (checked by each worker's SeccompPolicyTests).
+    public static let neverAllowed: Set<String> = [
+        "open", "openat", "openat2", "socket", "socketpair", "connect", "bind", "accept4", "execve", "execveat",
+        "fork", "vfork", "ptrace", "mount", "unshare", "setns", "kill", "chroot", "pivot_root", "bpf",
+    ]
+
     /// runtime + threads + vhost-user.
     public static func base(socket: CInt, pid: pid_t = getpid()) -> [SeccompRule] {
         runtime(pid: pid) + threads + vhostUser(socket: socket)

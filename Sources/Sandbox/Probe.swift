@@ -7,7 +7,7 @@ public enum SandboxProbe {
     /// sees what Landlock and the empty root answer on their own.
     public static let pathRules: [SeccompRule] = [
         SeccompRule("openat", why: "TEST ONLY (--probe-sandbox): Landlock and the empty root must refuse"),
-        SeccompRule("mkdirat", why: "TEST ONLY (--probe-sandbox): Landlock and the empty root must refuse"),
+        SeccompRule("mkdir", why: "TEST ONLY (--probe-sandbox): Landlock and the empty root must refuse"),
     ]
 
     /// A call no worker filter allows: the process dies with SIGSYS here.

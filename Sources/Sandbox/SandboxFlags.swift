@@ -8,7 +8,7 @@
 /// Hidden (tests only; not in --help):
 ///   --fault-forbidden-syscall    on SET_OWNER, call socket(AF_INET): the worker must die with SIGSYS.
 ///   --probe-sandbox              after sandboxing, try to open and create files (with
-///                                openat/mkdirat added to the filter, so Landlock and the
+///                                openat/mkdir added to the filter, so Landlock and the
 ///                                empty root answer), print each errno on stderr, then
 ///                                socket(AF_INET) (SIGSYS).
 public struct SandboxFlags: Equatable, Sendable {

@@ -40,3 +40,11 @@ enum Seccomp {
         Set(rules.filter { $0.action == .allow }.map(\.syscall)).count
     }
 }
+
+extension Sandbox {
+    /// Rules naming a system call libseccomp does not know for this architecture (a
+    /// typo would otherwise only show when the filter is loaded).
+    public static func unknownSyscalls(_ rules: [SeccompRule]) -> [String] {
+        rules.map(\.syscall).filter { seccomp_syscall_resolve_name($0) == __NR_SCMP_ERROR }
+    }
+}

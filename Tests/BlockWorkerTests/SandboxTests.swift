@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+import VoltTestSupport
+
+/// volt-blk-worker as a process: jailed before its first vhost-user message, killed by
+/// SIGSYS on a forbidden call, unable to open files or create sockets.
+@Suite(.serialized) struct SandboxTests {
+    typealias Worker = IntegrationTests.Worker
+
+    /// A worker on a 1 MiB image in a fresh folder; `body` gets it and its connected socket.
+    func withWorker(_ extra: [String], _ body: (Worker, Int32) throws -> Void) throws {
+        let dir = try IntegrationTests.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let image = dir.appendingPathComponent("img").path
+        FileManager.default.createFile(atPath: image, contents: Data(count: 1 << 20))
+        let w = try Worker(dir: dir, arguments: ["--path", image] + extra)
+        let fd = try #require(SandboxInspection.connect(w.socket), "the worker never listened: \(w.errorOutput)")
+        defer { close(fd) }
+        try body(w, fd)
+    }
+
+    @Test func jailedBeforeTheFirstReply() throws {
+        try withWorker([]) { w, fd in
+            #expect(SandboxInspection.handshake(fd), "no GET_FEATURES reply: \(w.errorOutput)")
+            let pid = w.process.processIdentifier
+            let reference = Dictionary(uniqueKeysWithValues: ["mnt", "ipc", "uts", "net"].map {
+                ($0, SandboxInspection.namespace($0, of: getpid()) ?? "?")
+            })
+            let problems = SandboxInspection.jailProblems(pid: pid, reference: reference)
+            #expect(problems.isEmpty, "\(problems)")
+            // 1 queue: stdio, socket, image, 2 x 8 regions, 4 per queue, 16 spare.
+            #expect(SandboxInspection.softLimit("Max open files", of: pid) == "41")
+            #expect(SandboxInspection.softLimit("Max file size", of: pid) == "unlimited")
+            close(fd)
+            #expect(w.exitStatus() == 0, "stderr: \(w.errorOutput)")
+        }
+    }
+
+    @Test func noSandboxIsOnlyAnOption() throws {
+        try withWorker(["--no-sandbox"]) { w, fd in
+            #expect(SandboxInspection.handshake(fd))
+            let st = SandboxInspection.status(w.process.processIdentifier)
+            #expect(st["Seccomp"] == "0" && st["NoNewPrivs"] == "0")
+        }
+    }
+
+    @Test func forbiddenSyscallOnSetOwnerDiesWithSIGSYS() throws {
+        try withWorker(["--fault-forbidden-syscall"]) { w, fd in
+            #expect(SandboxInspection.handshake(fd))
+            SandboxInspection.send(fd, request: SandboxInspection.setOwner)
+            #expect(w.exitStatus() == SIGSYS && w.process.terminationReason == .uncaughtSignal,
+                    "status \(w.process.terminationStatus), stderr: \(w.errorOutput)")
+        }
+    }
+
+    /// Landlock and the empty root refuse every path on their own (the probe adds openat
+    /// and mkdir to the filter for this); socket() is killed by seccomp.
+    @Test func cannotOpenFilesNorCreateSockets() throws {
+        try withWorker(["--probe-sandbox"]) { w, _ in
+            #expect(w.exitStatus() == SIGSYS && w.process.terminationReason == .uncaughtSignal)
+            let lines = w.errorOutput.split(separator: "\n").map(String.init)
+            #expect(lines.count == 6, "\(lines)")
+            #expect(!lines.contains { $0.hasSuffix("-> ok") }, "\(lines)")
+            #expect(lines.contains("probe: open /etc/passwd -> errno \(ENOENT) ENOENT"))
+            #expect(lines.contains("probe: open / (read dir) -> errno \(EACCES) EACCES"))
+            #expect(lines.contains("probe: open /proc/self/status -> errno \(ENOENT) ENOENT"))
+            #expect(lines.last == "probe: socket AF_INET -> (expect SIGSYS)")
+        }
+    }
+}
