@@ -8,20 +8,19 @@ import VoltTestSupport
     typealias Worker = IntegrationTests.Worker
 
     /// A worker on a 1 MiB image in a fresh folder; `body` gets it and its connected socket.
-    func withWorker(_ extra: [String], _ body: (Worker, Int32) throws -> Void) throws {
+    func withWorker(_ extra: [String], _ body: (Worker, SandboxInspection.Peer) throws -> Void) throws {
         let dir = try IntegrationTests.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let image = dir.appendingPathComponent("img").path
         FileManager.default.createFile(atPath: image, contents: Data(count: 1 << 20))
         let w = try Worker(dir: dir, arguments: ["--path", image] + extra)
-        let fd = try #require(SandboxInspection.connect(w.socket), "the worker never listened: \(w.errorOutput)")
-        defer { close(fd) }
-        try body(w, fd)
+        let peer = try #require(SandboxInspection.connect(w.socket), "the worker never listened: \(w.errorOutput)")
+        try withExtendedLifetime(peer) { try body(w, peer) }
     }
 
     @Test func jailedBeforeTheFirstReply() throws {
-        try withWorker([]) { w, fd in
-            #expect(SandboxInspection.handshake(fd), "no GET_FEATURES reply: \(w.errorOutput)")
+        try withWorker([]) { w, peer in
+            #expect(SandboxInspection.handshake(peer), "no GET_FEATURES reply: \(w.errorOutput)")
             let pid = w.process.processIdentifier
             let reference = Dictionary(uniqueKeysWithValues: ["mnt", "ipc", "uts", "net"].map {
                 ($0, SandboxInspection.namespace($0, of: getpid()) ?? "?")
@@ -31,23 +30,23 @@ import VoltTestSupport
             // 1 queue: stdio, socket, image, 2 x 8 regions, 4 per queue, 16 spare.
             #expect(SandboxInspection.softLimit("Max open files", of: pid) == "41")
             #expect(SandboxInspection.softLimit("Max file size", of: pid) == "unlimited")
-            close(fd)
+            peer.close()
             #expect(w.exitStatus() == 0, "stderr: \(w.errorOutput)")
         }
     }
 
     @Test func noSandboxIsOnlyAnOption() throws {
-        try withWorker(["--no-sandbox"]) { w, fd in
-            #expect(SandboxInspection.handshake(fd))
+        try withWorker(["--no-sandbox"]) { w, peer in
+            #expect(SandboxInspection.handshake(peer))
             let st = SandboxInspection.status(w.process.processIdentifier)
             #expect(st["Seccomp"] == "0" && st["NoNewPrivs"] == "0")
         }
     }
 
     @Test func forbiddenSyscallOnSetOwnerDiesWithSIGSYS() throws {
-        try withWorker(["--fault-forbidden-syscall"]) { w, fd in
-            #expect(SandboxInspection.handshake(fd))
-            SandboxInspection.send(fd, request: SandboxInspection.setOwner)
+        try withWorker(["--fault-forbidden-syscall"]) { w, peer in
+            #expect(SandboxInspection.handshake(peer))
+            SandboxInspection.send(peer, request: SandboxInspection.setOwner)
             #expect(w.exitStatus() == SIGSYS && w.process.terminationReason == .uncaughtSignal,
                     "status \(w.process.terminationStatus), stderr: \(w.errorOutput)")
         }

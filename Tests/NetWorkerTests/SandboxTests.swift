@@ -10,7 +10,7 @@ import VoltTestSupport
 
     /// A worker on the namespace's TAP; `body` gets it, its connected socket and the namespace.
     func withWorker(_ extra: [String], multiQueue: Bool = false,
-                    _ body: (Background, Int32, NetNamespace) throws -> Void) throws {
+                    _ body: (Background, SandboxInspection.Peer, NetNamespace) throws -> Void) throws {
         let ns = try NetNamespace(multiQueue: multiQueue)
         defer { ns.delete() }
         let socket = IntegrationTests.socketPath("sandbox")
@@ -19,17 +19,16 @@ import VoltTestSupport
         let worker = try Background("/usr/sbin/ip", ["netns", "exec", ns.name, IntegrationTests.worker,
                                                      "--socket-path", socket, "--tap", ns.tap] + extra)
         defer { worker.stop() }
-        let fd = try #require(SandboxInspection.connect(socket), "the worker never listened: \(worker.stderr)")
-        defer { close(fd) }
-        try body(worker, fd, ns)
+        let peer = try #require(SandboxInspection.connect(socket), "the worker never listened: \(worker.stderr)")
+        try withExtendedLifetime(peer) { try body(worker, peer, ns) }
     }
 
     /// Two queue pairs on a multiqueue TAP: pair 1's queue is detached (TUNSETQUEUE) under
     /// the filter as the pair threads start.
     @Test func jailedBeforeTheFirstReply() throws {
         guard TestEnvironment.require(NetNamespace.available, Self.prerequisite) else { return }
-        try withWorker(["--num-queue-pairs", "2"], multiQueue: true) { w, fd, ns in
-            #expect(SandboxInspection.handshake(fd), "no GET_FEATURES reply: \(w.stderr)")
+        try withWorker(["--num-queue-pairs", "2"], multiQueue: true) { w, peer, ns in
+            #expect(SandboxInspection.handshake(peer), "no GET_FEATURES reply: \(w.stderr)")
             let pid = w.process.processIdentifier
             // `ip netns exec` already gives a new mount namespace: the empty root shows that one.
             var reference = Dictionary(uniqueKeysWithValues: ["ipc", "uts"].map {
@@ -42,16 +41,16 @@ import VoltTestSupport
             // stdio, socket, 2 TAPs, 2 x 8 regions, 2 per pair, 3 per queue (5), 16 spare.
             #expect(SandboxInspection.softLimit("Max open files", of: pid) == "57")
             #expect(SandboxInspection.status(pid)["Threads"] == "4", "main, 2 pairs, signals")
-            close(fd)
+            peer.close()
             #expect(w.wait(timeout: 10) && w.process.terminationStatus == 0, "stderr: \(w.stderr)")
         }
     }
 
     @Test func forbiddenSyscallOnSetOwnerDiesWithSIGSYS() throws {
         guard TestEnvironment.require(NetNamespace.available, Self.prerequisite) else { return }
-        try withWorker(["--fault-forbidden-syscall"]) { w, fd, _ in
-            #expect(SandboxInspection.handshake(fd))
-            SandboxInspection.send(fd, request: SandboxInspection.setOwner)
+        try withWorker(["--fault-forbidden-syscall"]) { w, peer, _ in
+            #expect(SandboxInspection.handshake(peer))
+            SandboxInspection.send(peer, request: SandboxInspection.setOwner)
             #expect(w.wait(timeout: 10))
             #expect(w.process.terminationReason == .uncaughtSignal && w.process.terminationStatus == SIGSYS,
                     "status \(w.process.terminationStatus), stderr: \(w.stderr)")

@@ -63,8 +63,19 @@ public enum SandboxInspection {
         return problems
     }
 
+    /// The test's end of a vhost-user connection; closed once (a second close could hit
+    /// an fd another test running in parallel has been given since).
+    public final class Peer {
+        public private(set) var fd: Int32
+        init(_ fd: Int32) { self.fd = fd }
+        public func close() {
+            if fd >= 0 { _ = Foundation.close(fd); fd = -1 }
+        }
+        deinit { close() }
+    }
+
     /// Connects to a worker listening on `path`, waiting up to `timeout` seconds.
-    public static func connect(_ path: String, timeout: Double = 10) -> Int32? {
+    public static func connect(_ path: String, timeout: Double = 10) -> Peer? {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -77,7 +88,7 @@ public enum SandboxInspection {
             let r = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }
-            if r == 0 { return fd }
+            if r == 0 { return Peer(fd) }
             close(fd)
             usleep(10_000)
         }
@@ -86,15 +97,16 @@ public enum SandboxInspection {
 
     /// Header-only vhost-user request (version 1 flags, no payload).
     @discardableResult
-    public static func send(_ fd: Int32, request: UInt32) -> Bool {
+    public static func send(_ peer: Peer, request: UInt32) -> Bool {
         var header: [UInt32] = [request, 1, 0]
-        return write(fd, &header, 12) == 12
+        return write(peer.fd, &header, 12) == 12
     }
 
     /// GET_FEATURES (1), then waits for its 20-byte reply: the worker is past its
     /// sandbox point and serving.
-    public static func handshake(_ fd: Int32, timeout: Double = 10) -> Bool {
-        guard send(fd, request: 1) else { return false }
+    public static func handshake(_ peer: Peer, timeout: Double = 10) -> Bool {
+        guard send(peer, request: 1) else { return false }
+        let fd = peer.fd
         var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var reply = [UInt8](repeating: 0, count: 20)
