@@ -78,6 +78,7 @@ let package = Package(
         ),
         // setns + AF_PACKET for NetWorkerTests only.
         .target(name: "NetTestShim", path: "Tests/NetTestShim"),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
         .testTarget(
             name: "VirtioCoreTests",
             dependencies: ["VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
