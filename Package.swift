@@ -18,6 +18,12 @@ let package = Package(
     targets: [
         // Only what Swift cannot import: ioctl request macros, variadic syscalls, CMSG.
         .target(name: "CShim"),
+        // libseccomp and libcap (apt: libseccomp-dev, libcap-dev), for the workers' sandbox.
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        // Jails a worker before its first vhost-user message: rlimits, namespaces, empty
+        // root, no capabilities, no_new_privs, Landlock, seccomp (common + vhost-user base).
+        .target(name: "Sandbox", dependencies: ["CShim", "CSeccomp", "CCap"]),
         .target(
             name: "IPC",
             dependencies: ["CShim", .product(name: "SystemPackage", package: "swift-system")]
@@ -47,11 +53,11 @@ let package = Package(
         // vhost-user-blk worker: no Foundation (Glibc, SystemPackage, IPC, VirtioCore only).
         .executableTarget(
             name: "BlockWorker",
-            dependencies: ["CShim", "IPC", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .executableTarget(
             name: "NetWorker",
-            dependencies: ["CShim", "IPC", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "IPCTests",
@@ -66,11 +72,11 @@ let package = Package(
         ),
         .testTarget(
             name: "BlockWorkerTests",
-            dependencies: ["BlockWorker", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["BlockWorker", "Sandbox", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "NetWorkerTests",
-            dependencies: ["NetWorker", "NetTestShim", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["NetWorker", "Sandbox", "NetTestShim", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // Device benchmarks (tooling, never shipped): volt-blk-worker vs qemu-storage-daemon
         // vs raw host I/O, volt-net-worker vs a bare TAP loop. Foundation is fine here.
@@ -83,6 +89,7 @@ let package = Package(
         ),
         // setns + AF_PACKET for NetWorkerTests and volt-bench's net benchmark.
         .target(name: "NetTestShim", path: "Tests/NetTestShim"),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
         .testTarget(
             name: "VirtioCoreTests",
             dependencies: ["VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]

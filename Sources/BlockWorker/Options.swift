@@ -1,4 +1,5 @@
 import IPC
+import Sandbox
 
 /// Command line, parsed by hand.
 ///
@@ -19,6 +20,7 @@ struct Options: Equatable {
     var serial: String?
     var printCapabilities = false
     var help = false
+    var sandbox = SandboxFlags()
 
     static let usage = """
         usage: volt-blk-worker (--socket-path PATH | --fd N) (--path IMG | --image-fd N) [options]
@@ -38,6 +40,7 @@ struct Options: Equatable {
           --serial S           device ID for GET_ID, at most 20 ASCII bytes (default: from the image)
           --print-capabilities print the back-end's JSON capabilities and exit
           --help               this text
+        \(SandboxFlags.usage)
 
         """
 
@@ -111,7 +114,11 @@ struct Options: Equatable {
             case "--print-capabilities": try flag(); o.printCapabilities = true
             case "--help", "-h": try flag(); o.help = true
             default:
-                throw UsageError("unknown argument \(arg): see --help")
+                let used: Int?
+                do { used = try o.sandbox.parse(name, inline: inline, next: i + 1 < arguments.count ? arguments[i + 1] : nil) }
+                catch { throw UsageError(error.description) }
+                guard let used else { throw UsageError("unknown argument \(arg): see --help") }
+                i += used - 1
             }
             i += 1
         }

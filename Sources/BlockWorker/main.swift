@@ -1,11 +1,15 @@
 import CShim
 import Glibc
 import IPC
+import Sandbox
 import SystemPackage
 
 // volt-blk-worker: a vhost-user-blk back-end for raw images (one process per disk).
 // Follows the vhost-user spec's back-end program conventions: --socket-path/--fd,
 // --print-capabilities, no daemonizing, exit 0 on SIGTERM or front-end disconnect.
+//
+// Order: options; image; connection; sandbox (before any thread and before the first
+// message); signal thread; vhost-user loop (queue threads start on demand).
 
 func fail(_ message: String, code: CInt = 2) -> Never {
     fputs("volt-blk-worker: error: \(message)\n", stderr)
@@ -21,9 +25,8 @@ do {
 if options.help { fputs(Options.usage, stdout); exit(0) }
 if options.printCapabilities { print(Options.capabilities); exit(0) }
 
-// Termination signals go to one waiting thread, blocked everywhere else (threads
-// created later inherit the mask).
-if volt_block_termination_signals() < 0 { fail("cannot block termination signals", code: 1) }
+// Until the signal thread runs, SIGTERM & co. end the process at once with status 0.
+if volt_exit_on_termination_signals() < 0 { fail("cannot handle termination signals", code: 1) }
 
 // The image is opened first: before any sandbox, and before accepting a connection.
 let disk: DiskImage
@@ -39,6 +42,7 @@ var deviceOptions = BlockDeviceOptions()
 deviceOptions.queueCount = options.numQueues
 deviceOptions.maxQueueSize = options.queueSize
 deviceOptions.serial = options.serial
+// The VMM's metrics page (counters it reads), mapped before the sandbox.
 let metricsPage: MetricsPage?
 do {
     metricsPage = try options.metricsFD.map { try MetricsPage(adopting: FileDescriptor(rawValue: $0)) }
@@ -46,6 +50,31 @@ do {
     fail("--metrics-fd: \(error)", code: 1)
 }
 let device = BlockDevice(disk: disk, options: deviceOptions, metrics: Metrics(page: metricsPage))
+
+let connection: Connection
+do {
+    guard let endpoint = options.endpoint else { fail("no vhost-user socket: pass --socket-path PATH or --fd N") }
+    connection = try endpoint.connect()
+} catch {
+    fail("cannot get a vhost-user connection: \(error)", code: 1)
+}
+
+// Termination signals go to one waiting thread, blocked everywhere else (threads
+// created later inherit the mask).
+if volt_block_termination_signals() < 0 { fail("cannot block termination signals", code: 1) }
+
+if options.sandbox.enabled {
+    let imageFDs = [disk.fd] + (disk.bufferedFD.map { [$0] } ?? [])
+    var rules = SeccompPolicy.rules(socket: connection.socket.rawValue, imageFDs: imageFDs, readOnly: disk.readOnly)
+    if options.sandbox.probe { rules += SandboxProbe.pathRules }
+    // fds: stdio, socket, image fds, two memory tables of 8 regions (old and new during
+    // SET_MEM_TABLE), and per queue kick, call, err and the thread's stop eventfd.
+    var plan = SandboxPlan(maxOpenFiles: UInt64(3 + 1 + imageFDs.count + 2 * 8 + 4 * options.numQueues + 16),
+                           maxFileSize: nil, seccomp: rules)
+    plan.seccompMode = options.sandbox.seccompMode
+    do { _ = try Sandbox.apply(plan) } catch { fail(error.description, code: 1) }
+    if options.sandbox.probe { SandboxProbe.run() }
+}
 
 var signalThread = pthread_t()
 _ = pthread_create(&signalThread, nil, { _ in
@@ -57,15 +86,10 @@ _ = pthread_create(&signalThread, nil, { _ in
     _exit(0)
 }, nil)
 
-let connection: Connection
-do {
-    guard let endpoint = options.endpoint else { fail("no vhost-user socket: pass --socket-path PATH or --fd N") }
-    connection = try endpoint.connect()
-} catch {
-    fail("cannot get a vhost-user connection: \(error)", code: 1)
-}
-
 let handler = BackendRequestHandler(connection: connection, device: device)
+if options.sandbox.faultForbiddenSyscall {
+    handler.willHandle = { if $0 == .setOwner { SandboxProbe.forbiddenSyscall() } }
+}
 do {
     try handler.run()
     // The front-end hung up: stop the queues and exit cleanly.

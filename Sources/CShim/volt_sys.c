@@ -80,4 +80,16 @@ int volt_wait_termination_signal(void) {
     int r = sigwait(&s, &sig);
     return r ? -r : sig;
 }
+static void exit_handler(int sig) { (void)sig; _exit(0); }
+int volt_exit_on_termination_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = exit_handler;
+    sigfillset(&sa.sa_mask);
+    sigset_t s; termination_set(&s);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sigismember(&s, sig) == 1 && sigaction(sig, &sa, NULL) < 0) return -errno;
+    }
+    return -pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+}
 #endif

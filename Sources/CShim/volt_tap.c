@@ -83,4 +83,6 @@ long volt_writev(int fd, const void *iov, int iovcnt) {
     long r = writev(fd, (const struct iovec *)iov, iovcnt);
     return r < 0 ? -errno : r;
 }
+const unsigned long volt_tunsetoffload_request = TUNSETOFFLOAD;
+const unsigned long volt_tunsetqueue_request = TUNSETQUEUE;
 #endif

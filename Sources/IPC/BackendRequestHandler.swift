@@ -30,6 +30,8 @@ public final class BackendRequestHandler {
     private var ackedProtocolFeatures: UInt64 = 0
     private var memoryTableSet = false
     private var rings: [Ring]
+    /// Called with each decoded request before it is handled (worker test hooks).
+    public var willHandle: ((Request) -> Void)?
 
     public init(connection: Connection, device: any VhostUserDevice) {
         self.connection = connection
@@ -59,6 +61,7 @@ public final class BackendRequestHandler {
         let wantsAck = header.needsReply && negotiated(.replyAck) && !(known?.hasInherentReply ?? false)
         do {
             let message = try FrontendMessage.decode(header: header, payload: received.payload, fdCount: received.fds.count)
+            willHandle?(message.request)
             try dispatch(message, fds: received.fds)
         } catch {
             // Best effort: tell the front-end before the connection goes away.

@@ -1,4 +1,5 @@
 import IPC
+import Sandbox
 
 /// volt-net-worker's command line (vhost-user "Backend program conventions" plus the
 /// net options).
@@ -11,11 +12,13 @@ struct Options: Equatable {
     var device = NetDeviceConfig()
     /// Inherited metrics page (IPC.MetricsPage) the VMM reads the counters from.
     var metricsFD: CInt?
+    var sandbox = SandboxFlags()
 
     static let usage = """
         usage: volt-net-worker (--socket-path PATH | --fd N) (--tap NAME | --tap-fd N...)
                                [--mac AA:BB:CC:DD:EE:FF] [--mtu N] [--num-queue-pairs N] [--queue-size N] [--metrics-fd N]
                volt-net-worker --print-capabilities
+        \(SandboxFlags.usage)
         """
 
     static func parse(_ args: [String]) throws(NetWorkerError) -> Options {
@@ -63,7 +66,11 @@ struct Options: Equatable {
                 guard n & (n - 1) == 0 else { throw .usage("--queue-size \(n) is not a power of two", fix: "pass 64, 128, 256, ...") }
                 o.device.queueSize = n
             default:
-                throw .usage("unknown argument '\(arg)'", fix: "see --help")
+                let used: Int?
+                do { used = try o.sandbox.parse(name, inline: inline, next: i + 1 < args.count ? args[i + 1] : nil) }
+                catch { throw .usage(error.description, fix: "see --help") }
+                guard let used else { throw .usage("unknown argument '\(arg)'", fix: "see --help") }
+                i += used - 1
             }
             i += 1
         }

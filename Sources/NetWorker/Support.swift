@@ -28,23 +28,27 @@ struct WorkerThread {
     let id: pthread_t
 
     private final class Box {
+        let name: String
         let body: () -> Void
-        init(_ body: @escaping () -> Void) { self.body = body }
+        init(_ name: String, _ body: @escaping () -> Void) { self.name = name; self.body = body }
     }
 
     static func start(name: String, _ body: @escaping () -> Void) throws(NetWorkerError) -> WorkerThread {
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
         var tid = pthread_t()
         let r = pthread_create(&tid, nil, { arg in
             guard let arg else { return nil }
-            Unmanaged<Box>.fromOpaque(arg).takeRetainedValue().body()
+            let box = Unmanaged<Box>.fromOpaque(arg).takeRetainedValue()
+            // The thread names itself: prctl(PR_SET_NAME). Naming another thread goes
+            // through /proc/self/task/TID/comm, which the sandbox has no path to.
+            _ = volt_thread_setname(volt_thread_self(), box.name)
+            box.body()
             return nil
         }, box)
         guard r == 0 else {
             Unmanaged<Box>.fromOpaque(box).release()
             throw .system("pthread_create", errno: r)
         }
-        _ = volt_thread_setname(UInt(tid), name)
         return WorkerThread(id: tid)
     }
 

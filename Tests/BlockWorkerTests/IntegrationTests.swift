@@ -14,10 +14,12 @@ import VoltTestSupport
         let stderr = Pipe()
         let socket: String
 
-        init(dir: URL, arguments: [String]) throws {
+        /// `launcher`: a program and its arguments that run the worker (e.g. setpriv).
+        init(dir: URL, arguments: [String], launcher: [String] = []) throws {
             socket = dir.appendingPathComponent("blk.sock").path
-            process.executableURL = URL(fileURLWithPath: IntegrationTests.worker)
-            process.arguments = ["--socket-path", socket] + arguments
+            let command = launcher + [IntegrationTests.worker, "--socket-path", socket] + arguments
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
             process.standardError = stderr
             process.standardOutput = FileHandle.nullDevice
             try process.run()

@@ -45,3 +45,7 @@ int volt_block_termination_signals(void);
 int volt_wait_termination_signal(void);
 /// Names a thread (visible in /proc/PID/task/TID/comm); name is cut to 15 bytes.
 int volt_thread_setname(unsigned long thread, const char *name);
+/// Until a signal thread exists (e.g. while waiting for the front-end to connect):
+/// unblocks the termination signals above and makes each one end the process with
+/// _exit(0) straight from a handler (nothing to save before the first message).
+int volt_exit_on_termination_signals(void);

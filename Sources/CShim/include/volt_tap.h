@@ -46,3 +46,8 @@ int volt_set_nonblocking(int fd);
 /// readv / writev returning -errno (no EINTR retry).
 long volt_readv(int fd, const void *iov, int iovcnt);
 long volt_writev(int fd, const void *iov, int iovcnt);
+
+/// ioctl request numbers the net worker still issues once sandboxed (for its seccomp
+/// argument filter): TUNSETOFFLOAD and TUNSETQUEUE.
+extern const unsigned long volt_tunsetoffload_request;
+extern const unsigned long volt_tunsetqueue_request;
