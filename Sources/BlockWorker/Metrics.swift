@@ -24,6 +24,8 @@ final class Metrics: Sendable {
     let malformedChains = Atomic<UInt64>(0)
     /// Queues stopped because their ring was broken.
     let brokenRings = Atomic<UInt64>(0)
+    /// Requests a previous worker left in flight, resubmitted from the inflight buffer.
+    let resubmitted = Atomic<UInt64>(0)
 
     /// Kick eventfd wake-ups, batches processed, and used-buffer notifications sent.
     let kicks = Atomic<UInt64>(0)
@@ -68,6 +70,7 @@ final class Metrics: Sendable {
             "errors_unsupported": unsupported.load(ordering: .relaxed),
             "errors_malformed_chain": malformedChains.load(ordering: .relaxed),
             "errors_broken_ring": brokenRings.load(ordering: .relaxed),
+            "resubmitted": resubmitted.load(ordering: .relaxed),
             "kicks": kicks.load(ordering: .relaxed),
             "batches": batches.load(ordering: .relaxed),
             "interrupts": interrupts.load(ordering: .relaxed),

@@ -18,7 +18,9 @@ struct RunCommand: ParsableCommand {
 
         EXIT STATUS
           0    the guest reset (e.g. Linux with reboot=k) or shut down
-          1    guest crash, triple fault, KVM error, or a runtime failure
+          1    guest crash, triple fault, KVM error, or a runtime failure (including a
+               device worker that died with --restart=never, or more often than the
+               restart budget allows)
           2    invalid arguments or inputs (the message names the fix)
           128+N  stopped by signal N (Ctrl-C gives 130)
         """
@@ -61,6 +63,11 @@ struct RunCommand: ParsableCommand {
         "Connect a virtio-net device to a running vhost-user backend's socket (repeatable).",
         valueName: "socket"))
     var vhostUserNet: [String] = []
+
+    @Option(help: ArgumentHelp(
+        "When a spawned volt-blk-worker / volt-net-worker dies: on = respawn it and replay the device state while the guest keeps running (at most 5 restarts per worker per 60 s, 10 ms to 1 s backoff); never = stop the VM (exit 1). Backends given with --vhost-user-* are never restarted: their loss always stops the VM.",
+        valueName: "on|never"))
+    var restart: RestartMode = .on
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .notice
@@ -114,6 +121,7 @@ struct RunCommand: ParsableCommand {
                              devices: try disk.map { .disk(try DiskSpec(parsing: $0)) }
                                  + net.map { .net(try NetSpec(parsing: $0)) }
                                  + vhostUserBlock.map { .vhostUserBlock(socket: $0) }
-                                 + vhostUserNet.map { .vhostUserNet(socket: $0) })
+                                 + vhostUserNet.map { .vhostUserNet(socket: $0) },
+                             restart: RestartPolicy(mode: restart))
     }
 }

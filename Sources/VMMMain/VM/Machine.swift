@@ -10,6 +10,8 @@ struct MachineConfig {
     var memoryBytes: UInt64
     var vcpus: Int
     var devices: [VirtioDeviceSpec] = []
+    /// What happens when a spawned device worker dies (`--restart`).
+    var restart = RestartPolicy()
 }
 
 /// Builds a VM from a config, runs it to completion and reports how it ended.
@@ -103,7 +105,8 @@ final class Machine {
             console.pumpInput { serial.enqueueInput($0) }
         }
         let supervisor = try OSThread(name: "volt-supervise") {
-            Supervisor(backends: backends, workers: virtio.workers, lifecycle: lifecycle).run()
+            Supervisor(backends: backends, workers: virtio.workers, lifecycle: lifecycle,
+                       policy: self.config.restart, logger: self.logger).run()
         }
         let threads = try vcpus.map { vcpu in
             try OSThread(name: "volt-vcpu\(vcpu.index)") {

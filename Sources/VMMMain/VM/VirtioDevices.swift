@@ -1,4 +1,5 @@
 import IPC
+import SystemPackage
 import Logging
 
 /// A virtio device on the command line.
@@ -33,9 +34,11 @@ struct VirtioDevices {
     let bus = MMIOBus()
     private(set) var backends: [VhostUserBackend] = []
     /// Workers volt-vmm spawned, index-aligned with `backends` (nil for external backends).
-    private(set) var workers: [WorkerProcess?] = []
-    /// TAPs opened for net workers; held for the VM's lifetime.
+    private(set) var workers: [SupervisedWorker?] = []
+    /// TAPs opened for net workers and disk images opened for blk workers: held for the
+    /// VM's lifetime, so a restarted worker gets the same fds.
     private var taps: [TapDevice] = []
+    private var images: [FileDescriptor] = []
     private(set) var transports: [VirtioMMIOTransport] = []
     /// `virtio_mmio.device=4K@0xd0000000:5 ...` for Linux's VIRTIO_MMIO_CMDLINE_DEVICES.
     private(set) var cmdlineAnnouncements: [String] = []
@@ -48,8 +51,9 @@ struct VirtioDevices {
             let base = Layout.virtioMMIOBase + UInt64(index) * Layout.virtioMMIOSize
             let irq = Layout.virtioFirstIRQ + UInt32(index)
             let name = "\(spec.kind)\(index)"
-            let placement = Placement(vm: vm, memory: memory, mmioBase: base, irq: irq)
-            let (backend, worker) = try Self.connect(spec, name: name, placement: placement, logger: logger, taps: &taps)
+            let placement = Placement(vm: vm, memory: memory, mmioBase: base, irq: irq, logger: logger)
+            let (backend, worker) = try Self.connect(spec, name: name, placement: placement, logger: logger,
+                                                     taps: &taps, images: &images)
             let transport = VirtioMMIOTransport(name: name, irq: irq, backend: backend, memory: memory, logger: logger,
                                                 raiseInterrupt: {
                 do { try vm.pulseIRQ(irq) } catch { logger.error("\(name): interrupt: \(error)") }
@@ -66,6 +70,7 @@ struct VirtioDevices {
     /// Stops every spawned worker (SIGTERM, then SIGKILL) and reaps it.
     func stopWorkers() {
         for worker in workers { worker?.stop() }
+        for image in images { try? image.close() }
     }
 
     /// Where a device sits: its VM, memory, MMIO window and IRQ.
@@ -75,15 +80,17 @@ struct VirtioDevices {
         let mmioBase: UInt64
         let irq: UInt32
 
-        func backend(_ name: String, _ frontend: Frontend, type: UInt32, queues: Int) throws -> VhostUserBackend {
+        let logger: Logger
+
+        func backend(_ name: String, _ frontend: Frontend, type: UInt32, queues: Int, restartable: Bool = false) throws -> VhostUserBackend {
             try VhostUserBackend(name: name, frontend: frontend, deviceType: type, defaultQueues: queues,
-                                 memory: memory, vm: vm, mmioBase: mmioBase, irq: irq)
+                                 memory: memory, vm: vm, mmioBase: mmioBase, irq: irq, restartable: restartable, logger: logger)
         }
     }
 
     /// Connects one device to its backend: a socket someone else serves, or a worker we spawn.
     private static func connect(_ spec: VirtioDeviceSpec, name: String, placement: Placement, logger: Logger,
-                                taps: inout [TapDevice]) throws -> (VhostUserBackend, WorkerProcess?) {
+                                taps: inout [TapDevice], images: inout [FileDescriptor]) throws -> (VhostUserBackend, SupervisedWorker?) {
         let socketArgs = ["--fd", "\(WorkerProcess.socketFD)"]
         switch spec {
         case let .vhostUserBlock(socket):
@@ -92,7 +99,7 @@ struct VirtioDevices {
             return (try placement.backend(name, try connect(socket, spec), type: deviceTypeNet, queues: 2), nil)
         case let .disk(disk):
             let image = try DiskImage.open(disk)
-            defer { try? image.close() }
+            images.append(image)
             var args = socketArgs + ["--image-fd", "\(WorkerProcess.socketFD + 1)", "--num-queues", "\(disk.queues)"]
             if disk.readOnly { args.append("--readonly") }
             if disk.direct { args.append("--direct") }
@@ -112,17 +119,17 @@ struct VirtioDevices {
     }
 
     private static func spawn(_ executable: String, _ args: [String], passing fds: [Int32], name: String, what: String,
-                              type: UInt32, queues: Int, placement: Placement, logger: Logger) throws -> (VhostUserBackend, WorkerProcess?) {
+                              type: UInt32, queues: Int, placement: Placement, logger: Logger) throws -> (VhostUserBackend, SupervisedWorker?) {
         let kind = type == deviceTypeBlock ? "blk" : "net"
-        let (process, connection) = try WorkerProcess.spawn(name: "\(kind) worker for \(name)",
-                                                            executable: try WorkerProcess.executable(executable),
-                                                            arguments: args, passing: fds)
+        let (worker, connection) = try SupervisedWorker.spawn(name: "\(kind) worker for \(name)",
+                                                              executable: try WorkerProcess.executable(executable),
+                                                              arguments: args, passing: fds)
         do {
-            let backend = try placement.backend(name, Frontend(connection: connection), type: type, queues: queues)
-            logger.info("\(name): spawned \(executable) pid \(process.pid) for \(what)")
-            return (backend, process)
+            let backend = try placement.backend(name, Frontend(connection: connection), type: type, queues: queues, restartable: true)
+            logger.info("\(name): spawned \(executable) pid \(worker.process.pid) for \(what)")
+            return (backend, worker)
         } catch {
-            process.stop()
+            worker.stop()
             throw error
         }
     }
