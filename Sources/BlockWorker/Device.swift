@@ -71,6 +71,9 @@ final class BlockDevice: VhostUserDevice {
     var metrics: Metrics { state.metrics }
 
     private var memory: MemoryMap?
+    /// The inflight buffer (GET_INFLIGHT_FD created it, or SET_INFLIGHT_FD handed over
+    /// a previous worker's): queues started after it is set track and recover with it.
+    private(set) var inflight: InflightBuffer?
 
     private struct Slot {
         var setup: QueueSetup?
@@ -115,7 +118,7 @@ final class BlockDevice: VhostUserDevice {
         return f
     }
 
-    var protocolFeatures: UInt64 { .protocolFeatures(.mq, .replyAck, .config) }
+    var protocolFeatures: UInt64 { .protocolFeatures(.mq, .replyAck, .config, .inflightShmfd) }
     var queueCount: Int { options.queueCount }
     var maxQueueSize: Int { options.maxQueueSize }
 
@@ -208,7 +211,7 @@ final class BlockDevice: VhostUserDevice {
             pause(i)
             // Also retries rings that did not fit the previous table.
             if let setup = slots[i].setup {
-                slots[i].parked = rebuild(i, setup, on: map, from: slots[i].parked?.queue)
+                slots[i].parked = rebuild(i, setup, on: map, from: slots[i].parked)
             }
             if wasRunning { try resume(i) }
         }
@@ -226,7 +229,13 @@ final class BlockDevice: VhostUserDevice {
     /// Builds the queue over `map`. Ring addresses are front-end virtual: translate
     /// through the regions' user addresses. A ring that does not fit guest memory makes
     /// that queue unusable (reported, never processed) instead of ending the device.
-    private func rebuild(_ i: Int, _ setup: QueueSetup, on map: MemoryMap, from old: Virtqueue?) -> QueueHandler? {
+    ///
+    /// A fresh start with an inflight buffer first recovers it ("When reconnecting"):
+    /// heads still inflight are resubmitted in fetch order, and the available ring is
+    /// read from used.idx + their count (every taken head is either in the used ring or
+    /// still inflight), whatever SET_VRING_BASE said.
+    private func rebuild(_ i: Int, _ setup: QueueSetup, on map: MemoryMap, from oldHandler: QueueHandler?) -> QueueHandler? {
+        let old = oldHandler?.queue
         let n = setup.size
         do {
             let desc = try map.guestAddress(ofUser: setup.descriptorTable, length: SplitRingLayout.descriptorTableSize(n))
@@ -235,11 +244,26 @@ final class BlockDevice: VhostUserDevice {
             // The used index continues from what the ring holds (the driver zeroes it
             // on a fresh start; after GET/SET_VRING_BASE it is where the device left it).
             let nextUsed = try old?.nextUsed ?? map.load(UInt16.self, at: used.adding(2))
+            var nextAvail = old?.nextAvail ?? setup.nextAvailIndex
+            var tracking = oldHandler?.inflight
+            var resubmit = oldHandler?.resubmit ?? []
+            if oldHandler == nil, var fresh = inflight?.queue(i, ringSize: n) {
+                resubmit = fresh.recover(ringUsedIndex: nextUsed)
+                nextAvail = nextUsed &+ UInt16(truncatingIfNeeded: resubmit.count)
+                tracking = fresh
+                if !resubmit.isEmpty {
+                    warn("queue \(i): resubmitting \(resubmit.count) request(s) left in flight by the previous worker")
+                    state.metrics.resubmitted.add(UInt64(resubmit.count))
+                }
+            }
             let queue = try Virtqueue(memory: map, size: UInt32(n), descriptorTable: desc, availableRing: avail,
                                       usedRing: used, eventIdx: state.ackedFeatures & BlockFeature.eventIdx != 0,
-                                      nextAvail: old?.nextAvail ?? setup.nextAvailIndex, nextUsed: nextUsed)
+                                      nextAvail: nextAvail, nextUsed: nextUsed)
             slots[i].unusable = false
-            return QueueHandler(queue: queue, state: state)
+            var handler = QueueHandler(queue: queue, state: state)
+            handler.inflight = tracking
+            handler.resubmit = resubmit
+            return handler
         } catch {
             warn("queue \(i): ring unusable: \(error)")
             state.metrics.brokenRings.add()
@@ -247,6 +271,16 @@ final class BlockDevice: VhostUserDevice {
             slots[i].unusable = true
             return nil
         }
+    }
+
+    func getInflight(_ request: InflightDescription) throws -> (InflightDescription, OwnedFD) {
+        let buffer = try InflightBuffer.create(numQueues: request.numQueues, queueSize: request.queueSize)
+        inflight = buffer
+        return (buffer.description, buffer.fd)
+    }
+
+    func setInflight(_ description: InflightDescription, fd: OwnedFD) throws {
+        inflight = try InflightBuffer.adopt(description, fd: fd)
     }
 
     func setQueueKick(_ index: Int, fd: OwnedFD?) throws {
@@ -292,6 +326,7 @@ final class BlockDevice: VhostUserDevice {
         stopAll()
         slots = Array(repeating: Slot(), count: options.queueCount)
         memory = nil
+        inflight = nil
         state.ackedFeatures = 0
         state.writeback = true
     }

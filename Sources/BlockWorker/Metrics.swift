@@ -8,7 +8,7 @@ final class Metrics: Sendable {
     static let names = [
         "requests_read", "requests_write", "requests_flush", "requests_get_id", "requests_discard",
         "requests_write_zeroes", "requests_unknown", "bytes_read", "bytes_written", "errors_io",
-        "errors_unsupported", "errors_malformed_chain", "errors_broken_ring", "kicks", "batches", "interrupts",
+        "errors_unsupported", "errors_malformed_chain", "errors_broken_ring", "resubmitted", "kicks", "batches", "interrupts",
     ]
 
     /// Completed requests by type, plus those of an unknown type.
@@ -22,6 +22,8 @@ final class Metrics: Sendable {
     let malformedChains: MetricsPage.Counter
     /// Queues stopped because their ring was broken.
     let brokenRings: MetricsPage.Counter
+    /// Requests a previous worker left in flight, resubmitted from the inflight buffer.
+    let resubmitted: MetricsPage.Counter
     /// Kick eventfd wake-ups, batches processed, and used-buffer notifications sent.
     let kicks, batches, interrupts: MetricsPage.Counter
     private let page: MetricsPage?
@@ -33,7 +35,8 @@ final class Metrics: Sendable {
         (readRequests, writeRequests, flushRequests, getIDRequests, discardRequests, writeZeroesRequests, unknownRequests)
             = (c[0], c[1], c[2], c[3], c[4], c[5], c[6])
         (bytesRead, bytesWritten, ioErrors, unsupported, malformedChains, brokenRings) = (c[7], c[8], c[9], c[10], c[11], c[12])
-        (kicks, batches, interrupts) = (c[13], c[14], c[15])
+        resubmitted = c[13]
+        (kicks, batches, interrupts) = (c[14], c[15], c[16])
     }
 
     func count(_ type: RequestType?) {
@@ -60,7 +63,7 @@ final class Metrics: Sendable {
     var snapshot: [String: UInt64] {
         let all = [readRequests, writeRequests, flushRequests, getIDRequests, discardRequests, writeZeroesRequests,
                    unknownRequests, bytesRead, bytesWritten, ioErrors, unsupported, malformedChains, brokenRings,
-                   kicks, batches, interrupts]
+                   resubmitted, kicks, batches, interrupts]
         return Dictionary(uniqueKeysWithValues: zip(Self.names, all.map(\.value)))
     }
 }

@@ -72,6 +72,13 @@ struct QueueHandler {
     /// Set when the ring itself is broken; the queue then processes nothing more until
     /// it is reconfigured (stopQueue/GET_VRING_BASE, then a new start).
     private(set) var broken: VirtqueueError?
+    /// Inflight tracking (INFLIGHT_SHMFD), when the front-end set up a buffer.
+    var inflight: InflightQueue?
+    /// Heads a previous worker took but never completed, in fetch order: processed
+    /// before any new available entry.
+    var resubmit: [UInt16] = []
+    /// Heads staged in the used ring since the last publish (the inflight "last batch").
+    private var batchHeads: [UInt16] = []
 
     init(queue: Virtqueue, state: BlockState, callFD: CInt? = nil, errFD: CInt? = nil) {
         self.queue = queue
@@ -97,6 +104,7 @@ struct QueueHandler {
             queue.disableNotifications()
             processBatch()
             guard broken == nil else { return }
+            if !resubmit.isEmpty { continue }
             do {
                 if try !queue.enableNotifications() { return }
             } catch {
@@ -120,7 +128,7 @@ struct QueueHandler {
         while taken < Int(queue.size) {
             let chain: DescriptorChain
             do {
-                guard let next = try queue.popAvailable() else { break }
+                guard let next = try takeNext() else { break }
                 chain = next
             } catch let VirtqueueError.malformedChain(head, _) where head < queue.size {
                 // Unparseable chain: no status byte can be trusted; give it back empty.
@@ -160,15 +168,50 @@ struct QueueHandler {
         let count = completions.count + returnedEmpty.count
         if count > 0 {
             state.metrics.batches.add()
-            queue.publishUsed()
+            publish()
             if queue.needsNotification() { notify() }
         }
         return count
     }
 
+    /// The next chain to process: a resubmitted head first, else the next available
+    /// entry, marked inflight as soon as it is taken (malformed ones too: they are
+    /// taken and will be returned).
+    private mutating func takeNext() throws(VirtqueueError) -> DescriptorChain? {
+        if !resubmit.isEmpty {
+            let head = resubmit.removeFirst()
+            return try queue.chain(head: head)
+        }
+        let chain: DescriptorChain?
+        do {
+            chain = try queue.popAvailable()
+        } catch {
+            if case let .malformedChain(head, _) = error, head < queue.size { inflight?.markTaken(head) }
+            throw error
+        }
+        if let chain { inflight?.markTaken(chain.head) }
+        return chain
+    }
+
     private mutating func stage(head: UInt16, length: UInt32) {
         // Cannot fail: head < size is checked, and a batch is at most `size` entries.
-        do { try queue.stageUsed(head: head, length: length) } catch { markBroken(error) }
+        do {
+            try queue.stageUsed(head: head, length: length)
+            inflight?.linkIntoBatch(head)
+            batchHeads.append(head)
+        } catch {
+            markBroken(error)
+        }
+    }
+
+    /// Publishes used.idx, then (inflight tracking) clears the batch's inflight flags
+    /// and records used_idx: a crash in between is resolved from the batch list.
+    private mutating func publish() {
+        queue.publishUsed()
+        if let inflight, !batchHeads.isEmpty {
+            inflight.completeBatch(batchHeads, usedIndex: queue.nextUsed)
+        }
+        batchHeads.removeAll(keepingCapacity: true)
     }
 
     /// Runs one parsed request. Returns its status, the data bytes written into the
@@ -228,7 +271,7 @@ struct QueueHandler {
         broken = error as? VirtqueueError ?? .usedRingOverflow
         state.metrics.brokenRings.add()
         // Whatever was staged is still published so completed requests are not lost.
-        queue.publishUsed()
+        publish()
         if let errFD { signalEventfd(errFD) }
         warn("queue stopped: \(error)")
     }

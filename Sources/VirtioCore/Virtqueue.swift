@@ -133,3 +133,20 @@ public struct Virtqueue {
         }
     }
 }
+
+extension Virtqueue {
+    /// Walks the chain starting at descriptor `head` without touching the available
+    /// ring: for resubmitting a head taken before a back-end restart (vhost-user
+    /// inflight tracking). Validated exactly like a popped chain.
+    public func chain(head: UInt16) throws(VirtqueueError) -> DescriptorChain {
+        switch ChainParser.parse(head: head, table: desc, queueSize: size, memory: memory) {
+        case let .success(chain): return chain
+        case let .failure(error): throw .malformedChain(head: head, error)
+        }
+    }
+
+    /// used.idx as the ring holds it now (what the driver has been shown).
+    public func usedIndexInRing() -> UInt16 {
+        UInt16(littleEndian: volt_load_u16(used + SplitRingLayout.indexOffset))
+    }
+}

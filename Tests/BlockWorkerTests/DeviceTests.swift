@@ -29,7 +29,7 @@ import VirtioCore
             #expect(f & bit != 0)
         }
         #expect(f & BlockFeature.readOnly == 0)
-        #expect(d.protocolFeatures == .protocolFeatures(.mq, .replyAck, .config))
+        #expect(d.protocolFeatures == .protocolFeatures(.mq, .replyAck, .config, .inflightShmfd))
         let c = try d.config(offset: 0, size: 60)
         #expect(le(c, 0, UInt64.self) == 64)                  // capacity
         #expect(le(c, 12, UInt32.self) <= UInt32(d.maxQueueSize - 2))   // seg_max

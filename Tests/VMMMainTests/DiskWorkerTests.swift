@@ -57,12 +57,12 @@ import VoltTestSupport
         #expect(try Data(contentsOf: URL(fileURLWithPath: disk)) == before, "the image is unchanged")
     }
 
-    @Test func workerDeathStopsTheVMAndNamesTheWorker() throws {
+    @Test func workerDeathWithRestartNeverStopsTheVMAndNamesTheWorker() throws {
         guard let guest = guest() else { return }
         let dir = try makeTemporaryDirectory("disk-kill")
         defer { try? FileManager.default.removeItem(at: dir) }
         let disk = image(dir, size: 64 << 20)
-        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--disk", "path=\(disk)",
+        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--disk", "path=\(disk)", "--restart=never",
                                             "--cmdline", "blk.sectors=100000"],
                                            whenOutput: ("capacity=", { _ = try? TestEnvironment.run("/usr/bin/pkill", ["-KILL", "-f", "volt-blk-worker --fd 3"]) }),
                                            timeout: 60)

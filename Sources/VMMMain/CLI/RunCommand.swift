@@ -19,7 +19,9 @@ struct RunCommand: ParsableCommand {
 
         EXIT STATUS
           0    the guest reset (e.g. Linux with reboot=k) or shut down
-          1    guest crash, triple fault, KVM error, or a runtime failure
+          1    guest crash, triple fault, KVM error, or a runtime failure (including a
+               device worker that died with --restart=never, or more often than the
+               restart budget allows)
           2    invalid arguments or inputs (the message names the fix)
           128+N  stopped by signal N (Ctrl-C gives 130)
         """
@@ -80,6 +82,11 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Milliseconds between metrics lines (100 to 3600000).", valueName: "ms"))
     var metricsInterval: Int = 1000
+
+    @Option(help: ArgumentHelp(
+        "When a spawned volt-blk-worker / volt-net-worker dies: on = respawn it and replay the device state while the guest keeps running (at most 5 restarts per worker per 60 s, 10 ms to 1 s backoff); never = stop the VM (exit 1). Backends given with --vhost-user-* are never restarted: their loss always stops the VM.",
+        valueName: "on|never"))
+    var restart: RestartMode = .on
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .notice
@@ -153,7 +160,7 @@ struct RunCommand: ParsableCommand {
                              devices: disks.map { .disk($0) } + nets.map { .net($0) }
                                  + vhostUserBlock.map { .vhostUserBlock(socket: $0) }
                                  + vhostUserNet.map { .vhostUserNet(socket: $0) },
-                             vmID: vmID)
+                             vmID: vmID, restart: RestartPolicy(mode: restart))
         machine.metricsPath = metrics
         machine.metricsIntervalMilliseconds = metricsInterval
         return machine

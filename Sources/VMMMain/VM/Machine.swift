@@ -15,6 +15,8 @@ struct MachineConfig {
     var metricsIntervalMilliseconds = 1000
     /// Names the VM's TAPs and networkd units and seeds its MACs (`--id`, or random).
     var vmID = VMID()
+    /// What happens when a spawned device worker dies (`--restart`).
+    var restart = RestartPolicy()
 }
 
 /// Builds a VM from a config, runs it to completion and reports how it ended.
@@ -120,7 +122,8 @@ final class Machine {
             }
         }
         let supervisor = try OSThread(name: "volt-supervise") {
-            Supervisor(backends: backends, workers: virtio.workers, lifecycle: lifecycle).run()
+            Supervisor(backends: backends, workers: virtio.workers, lifecycle: lifecycle,
+                       policy: self.config.restart, logger: self.logger).run()
         }
         let threads = try vcpus.map { vcpu in
             try OSThread(name: "volt-vcpu\(vcpu.index)") {

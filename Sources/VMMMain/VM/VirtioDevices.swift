@@ -1,5 +1,6 @@
 import IPC
 import Logging
+import SystemPackage
 
 /// A virtio device on the command line.
 enum VirtioDeviceSpec: Equatable {
@@ -33,7 +34,10 @@ struct VirtioDevices {
     let bus = MMIOBus()
     private(set) var backends: [VhostUserBackend] = []
     /// Workers volt-vmm spawned, index-aligned with `backends` (nil for external backends).
-    private(set) var workers: [WorkerProcess?] = []
+    private(set) var workers: [SupervisedWorker?] = []
+    /// Disk images opened for blk workers: held for the VM's lifetime, so a restarted
+    /// worker gets the same fds (TAP fds are held by `nics`).
+    private var images: [OwnedFD] = []
     /// Counter pages shared with spawned workers, by device name.
     private(set) var metricsPages: [(name: String, page: MetricsPage)] = []
     /// Host sides of the NICs (TAPs, networkd units); held for the VM's lifetime.
@@ -69,7 +73,7 @@ struct VirtioDevices {
             let base = Layout.virtioMMIOBase + UInt64(index) * Layout.virtioMMIOSize
             let irq = Layout.virtioFirstIRQ + UInt32(index)
             let name = "\(spec.kind)\(index)"
-            let placement = Placement(vm: vm, memory: memory, mmioBase: base, irq: irq)
+            let placement = Placement(vm: vm, memory: memory, mmioBase: base, irq: irq, logger: logger)
             var nic: HostNIC?
             if case let .net(net) = spec, let plan = nicPlans.popFirst() {
                 if net.vhost { VhostNetDevice.probe(for: name, logger: logger) }
@@ -78,7 +82,7 @@ struct VirtioDevices {
                 nic = hostNIC
             }
             let (backend, worker) = try Self.connect(spec, name: name, nic: nic, placement: placement, logger: logger,
-                                                     pages: &metricsPages)
+                                                     pages: &metricsPages, images: &images)
             let transport = VirtioMMIOTransport(name: name, irq: irq, backend: backend, memory: memory, logger: logger,
                                                 raiseInterrupt: {
                 do { try vm.pulseIRQ(irq) } catch { logger.error("\(name): interrupt: \(error)") }
@@ -111,15 +115,18 @@ struct VirtioDevices {
         let mmioBase: UInt64
         let irq: UInt32
 
-        func backend(_ name: String, _ frontend: Frontend, type: UInt32, queues: Int) throws -> VhostUserBackend {
+        let logger: Logger
+
+        func backend(_ name: String, _ frontend: Frontend, type: UInt32, queues: Int, restartable: Bool = false) throws -> VhostUserBackend {
             try VhostUserBackend(name: name, frontend: frontend, deviceType: type, defaultQueues: queues,
-                                 memory: memory, vm: vm, mmioBase: mmioBase, irq: irq)
+                                 memory: memory, vm: vm, mmioBase: mmioBase, irq: irq, restartable: restartable, logger: logger)
         }
     }
 
     /// Connects one device to its backend: a socket someone else serves, or a worker we spawn.
     private static func connect(_ spec: VirtioDeviceSpec, name: String, nic: HostNIC?, placement: Placement,
-                                logger: Logger, pages: inout [(name: String, page: MetricsPage)]) throws -> (VhostUserBackend, WorkerProcess?) {
+                                logger: Logger, pages: inout [(name: String, page: MetricsPage)],
+                                images: inout [OwnedFD]) throws -> (VhostUserBackend, SupervisedWorker?) {
         let socketArgs = ["--fd", "\(WorkerProcess.socketFD)"]
         switch spec {
         case let .vhostUserBlock(socket):
@@ -128,7 +135,7 @@ struct VirtioDevices {
             return (try placement.backend(name, try connect(socket, spec), type: deviceTypeNet, queues: 2), nil)
         case let .disk(disk):
             let image = try DiskImage.open(disk)
-            defer { try? image.close() }
+            images.append(OwnedFD(taking: image.rawValue))
             let page = try MetricsPage.create()
             var args = socketArgs + ["--image-fd", "\(WorkerProcess.socketFD + 1)", "--metrics-fd", "\(WorkerProcess.socketFD + 2)",
                                      "--num-queues", "\(disk.queues)"]
@@ -156,17 +163,17 @@ struct VirtioDevices {
     }
 
     private static func spawn(_ executable: String, _ args: [String], passing fds: [Int32], name: String, what: String,
-                              type: UInt32, queues: Int, placement: Placement, logger: Logger) throws -> (VhostUserBackend, WorkerProcess?) {
+                              type: UInt32, queues: Int, placement: Placement, logger: Logger) throws -> (VhostUserBackend, SupervisedWorker?) {
         let kind = type == deviceTypeBlock ? "blk" : "net"
-        let (process, connection) = try WorkerProcess.spawn(name: "\(kind) worker for \(name)",
-                                                            executable: try WorkerProcess.executable(executable),
-                                                            arguments: args, passing: fds)
+        let (worker, connection) = try SupervisedWorker.spawn(name: "\(kind) worker for \(name)",
+                                                              executable: try WorkerProcess.executable(executable),
+                                                              arguments: args, passing: fds)
         do {
-            let backend = try placement.backend(name, Frontend(connection: connection), type: type, queues: queues)
-            logger.info("\(name): spawned \(executable) pid \(process.pid) for \(what)")
-            return (backend, process)
+            let backend = try placement.backend(name, Frontend(connection: connection), type: type, queues: queues, restartable: true)
+            logger.info("\(name): spawned \(executable) pid \(worker.process.pid) for \(what)")
+            return (backend, worker)
         } catch {
-            process.stop()
+            worker.stop()
             throw error
         }
     }

@@ -1,0 +1,80 @@
+import ArgumentParser
+import CShim
+import Glibc
+import IPC
+import Synchronization
+
+/// `--restart`: what happens when a spawned device worker dies.
+enum RestartMode: String, ExpressibleByArgument, CaseIterable {
+    /// Respawn it and replay the device state; the guest keeps running.
+    case on
+    /// Fail-stop: the VM ends with exit 1, naming the worker.
+    case never
+}
+
+/// How often and how fast a worker is restarted.
+struct RestartPolicy: Equatable {
+    var mode: RestartMode = .on
+    /// At most this many restarts of one worker within `windowNanoseconds`.
+    var maxRestarts = 5
+    var windowNanoseconds: UInt64 = 60_000_000_000
+    /// Delay before the first restart in a window; doubles per restart, capped.
+    var initialBackoffMilliseconds: UInt64 = 10
+    var maxBackoffMilliseconds: UInt64 = 1000
+}
+
+/// Restarts of one worker within the sliding window.
+struct RestartBudget {
+    let policy: RestartPolicy
+    private(set) var recent: [UInt64] = []
+
+    init(policy: RestartPolicy) { self.policy = policy }
+
+    /// Records a restart at `now` and returns the backoff to wait first, or nil when the
+    /// budget for the window is spent.
+    mutating func admit(now: UInt64) -> UInt64? {
+        recent.removeAll { now &- $0 >= policy.windowNanoseconds }
+        guard recent.count < policy.maxRestarts else { return nil }
+        let shift = UInt64(min(recent.count, 20))
+        recent.append(now)
+        return min(policy.initialBackoffMilliseconds << shift, policy.maxBackoffMilliseconds)
+    }
+}
+
+/// A worker volt-vmm spawned and can spawn again: the executable, arguments and fds it
+/// was started with (the VMM keeps those fds open for the VM's lifetime), and the
+/// process currently serving the device.
+final class SupervisedWorker: @unchecked Sendable {
+    // @unchecked: `current` is behind a Mutex; the rest is immutable.
+    let name: String
+    let executable: String
+    let arguments: [String]
+    /// Image or TAP fds handed to every incarnation as fds 4, 5, ...
+    let passing: [Int32]
+    private let current: Mutex<WorkerProcess>
+
+    private init(name: String, executable: String, arguments: [String], passing: [Int32], process: WorkerProcess) {
+        self.name = name
+        self.executable = executable
+        self.arguments = arguments
+        self.passing = passing
+        current = Mutex(process)
+    }
+
+    static func spawn(name: String, executable: String, arguments: [String], passing: [Int32]) throws -> (SupervisedWorker, Connection) {
+        let (process, connection) = try WorkerProcess.spawn(name: name, executable: executable, arguments: arguments, passing: passing)
+        return (SupervisedWorker(name: name, executable: executable, arguments: arguments, passing: passing, process: process), connection)
+    }
+
+    var process: WorkerProcess { current.withLock { $0 } }
+
+    /// Starts a new incarnation with the same arguments and fds; the caller has reaped
+    /// the old one. Returns our end of the new socketpair.
+    func respawn() throws -> Connection {
+        let (process, connection) = try WorkerProcess.spawn(name: name, executable: executable, arguments: arguments, passing: passing)
+        current.withLock { $0 = process }
+        return connection
+    }
+
+    func stop() { process.stop() }
+}
