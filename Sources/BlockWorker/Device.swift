@@ -88,9 +88,13 @@ final class BlockDevice: VhostUserDevice {
         var unusable = false
     }
     private var slots: [Slot]
+    /// The memfd GET_INFLIGHT_FD hands out, made before the sandbox (see InflightBuffer.reserve).
+    private let reservedInflight: OwnedFD?
 
     init(disk: DiskImage, options: BlockDeviceOptions, metrics: Metrics = Metrics()) {
         self.disk = disk
+        reservedInflight = try? InflightBuffer.reserve(numQueues: UInt16(clamping: options.queueCount),
+                                                       maxQueueSize: UInt16(clamping: options.maxQueueSize))
         self.options = options
         let serial = Array((options.serial ?? disk.derivedSerial).utf8.prefix(BlockLayout.idBytes))
         let limits = RequestLimits(
@@ -274,7 +278,8 @@ final class BlockDevice: VhostUserDevice {
     }
 
     func getInflight(_ request: InflightDescription) throws -> (InflightDescription, OwnedFD) {
-        let buffer = try InflightBuffer.create(numQueues: request.numQueues, queueSize: request.queueSize)
+        guard let reservedInflight else { throw InflightError.memfd(.noMemory) }
+        let buffer = try InflightBuffer.create(in: reservedInflight, numQueues: request.numQueues, queueSize: request.queueSize)
         inflight = buffer
         return (buffer.description, buffer.fd)
     }

@@ -71,14 +71,29 @@ final class InflightBuffer: @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     private let mappedLength: Int
 
-    /// GET_INFLIGHT_FD: a zeroed memfd, each region stamped version 1 and desc_num.
-    static func create(numQueues: UInt16, queueSize: UInt16) throws(InflightError) -> InflightBuffer {
+    /// A memfd big enough for the largest buffer this worker can be asked for, made at
+    /// startup: GET_INFLIGHT_FD comes after the sandbox, which allows neither
+    /// memfd_create nor ftruncate.
+    static func reserve(numQueues: UInt16, maxQueueSize: UInt16) throws(InflightError) -> OwnedFD {
         let raw = volt_memfd_create("volt-blk-inflight", VOLT_MFD_CLOEXEC)
         guard raw >= 0 else { throw .memfd(Errno(rawValue: -raw)) }
         let fd = OwnedFD(taking: raw)
-        let size = InflightLayout.bufferSize(numQueues: numQueues, queueSize: queueSize)
+        let size = InflightLayout.bufferSize(numQueues: numQueues, queueSize: maxQueueSize)
         guard ftruncate(fd.rawValue, off_t(size)) == 0 else { throw .truncate(Errno(rawValue: errno)) }
+        return fd
+    }
+
+    /// GET_INFLIGHT_FD: the reserved memfd, zeroed, each region stamped version 1 and
+    /// desc_num. The geometry must fit the reservation.
+    static func create(in fd: OwnedFD, numQueues: UInt16, queueSize: UInt16) throws(InflightError) -> InflightBuffer {
+        let size = InflightLayout.bufferSize(numQueues: numQueues, queueSize: queueSize)
+        var st = stat()
+        guard fstat(fd.rawValue, &st) == 0 else { throw .stat(Errno(rawValue: errno)) }
+        guard Int64(size) <= Int64(st.st_size) else {
+            throw .geometry(numQueues: numQueues, queueSize: queueSize, mmapSize: UInt64(max(st.st_size, 0)))
+        }
         let buffer = try InflightBuffer(fd: fd, offset: 0, numQueues: numQueues, queueSize: queueSize, size: size)
+        buffer.zero()
         for q in 0..<Int(numQueues) {
             let region = buffer.regionPointer(q)
             region.storeBytes(of: UInt64(0), toByteOffset: InflightLayout.featuresOffset, as: UInt64.self)
@@ -124,6 +139,11 @@ final class InflightBuffer: @unchecked Sendable {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = UnsafeMutableRawPointer(bitPattern: UInt(bitPattern: base) & ~UInt(page - 1))!
         munmap(start, mappedLength)
+    }
+
+    /// A fresh buffer: the reserved memfd may hold a previous driver's state.
+    fileprivate func zero() {
+        memset(base, 0, size)
     }
 
     var description: InflightDescription {

@@ -37,10 +37,10 @@ import Testing
     /// volt-vmm inside `ns` (through env(1), which execs: the pid is volt-vmm's) running a
     /// guest that has sent one frame and now waits ~5 s for `expect` frames no one sends.
     static func waitingVM(_ ns: NetNamespace, guest: String, id: String, nets: [String], env: [String] = [],
-                          expect: Int = 100) throws -> Background {
+                          expect: Int = 100, extra: [String] = []) throws -> Background {
         let vm = try Background("/usr/sbin/ip", ["netns", "exec", ns.name, "/usr/bin/env"] + env
             + [TestEnvironment.voltVMM, "run", "--kernel", guest, "--cmdline", "net.count=1 net.expect=\(expect)", "--id", id,
-               "--log-level", "info"] + nets.flatMap { ["--net", $0] })
+               "--log-level", "info"] + extra + nets.flatMap { ["--net", $0] })
         #expect(vm.waitFor("VOLT-GUEST net: sent=1", timeout: 30), "stderr: \(vm.stderr)")
         return vm
     }
@@ -132,7 +132,8 @@ import Testing
         guard let guest = Self.prerequisites() else { return }
         let ns = try Self.bridgeNamespace()
         defer { ns.delete() }
-        let vm = try Self.waitingVM(ns, guest: guest, id: "crash", nets: ["bridge=br0"])
+        // Fail-stop, so the VM ends with the worker (with restarts it would carry on).
+        let vm = try Self.waitingVM(ns, guest: guest, id: "crash", nets: ["bridge=br0"], extra: ["--restart=never"])
         defer { vm.stop() }
         #expect(try Self.links(ns).contains("tap-crash"))
         let worker = try #require(Self.workerPIDs(vm.stderr).first)
