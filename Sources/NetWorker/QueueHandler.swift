@@ -39,7 +39,9 @@ final class QueueHandler {
     var tapAttached = true
 
     /// RX chains taken from the ring and not yet used, with their avail index.
-    private(set) var rxCache: [(chain: DescriptorChain, availIndex: UInt16)] = []
+    /// RX chains taken from the ring, with their guest-memory iovecs computed once when
+    /// cached (rebuilding them for every read dominated RX with MRG_RXBUF).
+    private(set) var rxCache: [(chain: DescriptorChain, availIndex: UInt16, iovecs: [iovec])] = []
     /// A frame read from the TAP that did not fit the buffers offered then (MRG_RXBUF only).
     private(set) var pendingFrame: [UInt8]?
     /// The guest offered no RX buffers: the TAP is not polled until an RX kick.
@@ -218,7 +220,7 @@ final class QueueHandler {
                     returnChain(&q, head: chain.head, length: 0)
                     continue
                 }
-                rxCache.append((chain, index))
+                rxCache.append((chain, index, chain.writableIovecs()))
                 cached += Int(chain.writableLength)
             } catch {
                 if case let .malformedChain(head, _) = error {
@@ -241,11 +243,12 @@ final class QueueHandler {
     /// the kernel never truncates a frame silently.
     private func receive(_ q: inout Virtqueue) -> ReceiveOutcome {
         var iovecs: [iovec] = [iovec(iov_base: header, iov_len: NetHeader.size)]
+        iovecs.reserveCapacity(Self.maxIovecs)
         var chainsInRead = 0
         var guestSpace = 0
         for (i, entry) in rxCache.enumerated() {
             if i > 0 && !mergeable { break }
-            var v = entry.chain.writableIovecs()
+            var v = entry.iovecs
             if iovecs.count + v.count + 1 > Self.maxIovecs { break }
             if i == 0 { Self.skip(NetHeader.size, in: &v) }
             iovecs += v
