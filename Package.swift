@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Sandbox", dependencies: ["CShim", "CSeccomp", "CCap"]),
         .target(
             name: "IPC",
-            dependencies: ["CShim", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CShim", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .executableTarget(
             name: "VMMMain",

@@ -203,12 +203,7 @@ final class BlockDevice: VhostUserDevice {
     // MARK: - Memory and queues
 
     func setMemoryTable(_ regions: [IPC.MemoryRegionDescriptor]) throws {
-        let table = regions.map {
-            VirtioCore.MemoryRegionDescriptor(guestAddress: GuestAddress($0.region.guestAddress), size: $0.region.size,
-                                              userAddress: $0.region.userAddress, mmapOffset: $0.region.mmapOffset,
-                                              fd: $0.fd.descriptor)
-        }
-        let map = try MemoryMap(regions: table)
+        let map = try MemoryMap(vhostUser: regions)
         // Rings keep their positions; running ones pause while they move to the new map.
         for i in slots.indices {
             let wasRunning = slots[i].worker != nil

@@ -153,12 +153,7 @@ final class NetDevice: VhostUserDevice {
     // MARK: Memory and queues
 
     func setMemoryTable(_ regions: [IPC.MemoryRegionDescriptor]) throws {
-        let table = regions.map {
-            VirtioCore.MemoryRegionDescriptor(guestAddress: GuestAddress($0.region.guestAddress), size: $0.region.size,
-                                              userAddress: $0.region.userAddress, mmapOffset: $0.region.mmapOffset,
-                                              fd: $0.fd.descriptor)
-        }
-        let map = try MemoryMap(regions: table)
+        let map = try MemoryMap(vhostUser: regions)
         memory = map
         // Running queues move to the new map at the same ring positions.
         for (index, setup) in setups {
