@@ -96,6 +96,9 @@ struct RunCommand: ParsableCommand {
         let logger = LogSetup.logger(level: logLevel)
         do {
             let config = try validatedConfig()
+            let runtime = try RuntimeDirectory(id: config.vmID)
+            defer { runtime.remove() }
+            logger.info("VM \(config.vmID): runtime directory \(runtime.path)")
             let outcome = try Machine(config: config, logger: logger, startNanoseconds: start).run()
             if case .failure = outcome {
                 logger.error("\(outcome)")

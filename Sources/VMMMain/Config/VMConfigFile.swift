@@ -194,11 +194,7 @@ struct VMConfigFile: Equatable {
         return "ip=\(address)::\(gw):\(IPv4(netmaskPrefix: prefix))::\(interface):off"
     }
 
-    static func isValidID(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= 32 && id.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f || c == 0x2d
-        }
-    }
+    static func isValidID(_ id: String) -> Bool { VMID.isValid(id, maxLength: VMID.maxLength) }
 
     /// "--disk path=x: message" -> "path=x: message": the JSON path replaces the flag.
     private static func stripFlag(_ message: String) -> String {
