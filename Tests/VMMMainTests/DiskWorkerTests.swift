@@ -110,6 +110,7 @@ import VoltTestSupport
         #expect(disk0["requests_flush"] as? Int == 1)
         #expect(disk0["bytes_written"] as? Int == 51200 && disk0["bytes_read"] as? Int == 51200)
         #expect(disk0["errors_io"] as? Int == 0)
+        #expect(disk0["restarts"] as? Int == 0)
         let vmm = try #require(last["vmm"] as? [String: Any])
         #expect((vmm["exits_mmio"] as? Int ?? 0) > 0, "config-space accesses are MMIO exits")
         for line in lines.dropLast() {

@@ -20,8 +20,9 @@ extension DiskWorkerTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let disk = image(dir, size: 64 << 20)
         let serial = "rs-crash-\(getpid())"
+        let metrics = dir.appendingPathComponent("metrics.jsonl").path
         let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--log-level", "info",
-                                            "--disk", "path=\(disk),serial=\(serial)",
+                                            "--disk", "path=\(disk),serial=\(serial)", "--metrics", metrics,
                                             "--cmdline", "blk.seed=33 blk.start=5 blk.sectors=3000"],
                                            whenOutput: ("capacity=", {
             // Three kills spread over the write, flush and read phases.
@@ -38,6 +39,8 @@ extension DiskWorkerTests {
         #expect(!r.stdout.contains("error status="), "\(r.stdout)")
         let restarts = r.stderr.components(separatedBy: "device state replayed").count - 1
         #expect(restarts >= 3, "every kill is followed by a restart: \(r.stderr)")
+        let last = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.contains("\"restarts\":\(restarts)"), "the metrics count the restarts: \(last)")
         #expect(r.stderr.contains("blk worker for disk0") && r.stderr.contains("killed by signal 9"), "\(r.stderr)")
         #expect(try BlockPattern.mismatches(image: disk, seed: 33, sectors: 5..<3005).isEmpty, "acknowledged writes are on the host image")
     }

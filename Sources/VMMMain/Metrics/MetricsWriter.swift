@@ -10,9 +10,12 @@ final class MetricsWriter: @unchecked Sendable {
     private let fd: FileDescriptor
     private let vmm: VMMCounters
     private let devices: [(name: String, page: MetricsPage)]
+    /// Counters the VMM keeps about a device (e.g. its worker's restarts), by device name.
+    private let extras: [String: @Sendable () -> [(name: String, value: UInt64)]]
     private let startNanoseconds: UInt64
 
-    init(path: String, vmm: VMMCounters, devices: [(name: String, page: MetricsPage)], startNanoseconds: UInt64) throws {
+    init(path: String, vmm: VMMCounters, devices: [(name: String, page: MetricsPage)],
+         extras: [String: @Sendable () -> [(name: String, value: UInt64)]] = [:], startNanoseconds: UInt64) throws {
         do {
             fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate, .closeOnExec],
                                          permissions: [.ownerReadWrite, .groupRead])
@@ -21,6 +24,7 @@ final class MetricsWriter: @unchecked Sendable {
         }
         self.vmm = vmm
         self.devices = devices
+        self.extras = extras
         self.startNanoseconds = startNanoseconds
     }
 
@@ -29,7 +33,9 @@ final class MetricsWriter: @unchecked Sendable {
     func writeLine(final: Bool) {
         let uptime = (volt_monotonic_ns() &- startNanoseconds) / 1_000_000
         var line = "{\"uptime_ms\":\(uptime),\"final\":\(final),\"vmm\":\(Self.object(vmm.snapshot)),\"devices\":{"
-        line += devices.map { "\(Self.quote($0.name)):\(Self.object($0.page.snapshot()))" }.joined(separator: ",")
+        line += devices.map { device in
+            "\(Self.quote(device.name)):\(Self.object(device.page.snapshot() + (extras[device.name]?() ?? [])))"
+        }.joined(separator: ",")
         line += "}}\n"
         _ = try? fd.writeAll(line.utf8)
     }

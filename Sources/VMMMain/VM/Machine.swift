@@ -114,7 +114,9 @@ final class Machine {
             console.pumpInput { serial.enqueueInput($0) }
         }
         let metrics = try config.metricsPath.map {
-            try MetricsWriter(path: $0, vmm: counters, devices: virtio.metricsPages, startNanoseconds: startNanoseconds)
+            try MetricsWriter(path: $0, vmm: counters, devices: virtio.metricsPages,
+                              extras: Self.restartCounters(backends: backends, workers: virtio.workers),
+                              startNanoseconds: startNanoseconds)
         }
         let metricsThread = try metrics.map { writer in
             try OSThread(name: "volt-metrics") { [interval = config.metricsIntervalMilliseconds] in
@@ -149,6 +151,19 @@ final class Machine {
             }
         }
         return outcome
+    }
+}
+
+extension Machine {
+    /// Each spawned worker's restart count, for `--metrics`.
+    static func restartCounters(backends: [VhostUserBackend], workers: [SupervisedWorker?])
+        -> [String: @Sendable () -> [(name: String, value: UInt64)]] {
+        var extras: [String: @Sendable () -> [(name: String, value: UInt64)]] = [:]
+        for (backend, worker) in zip(backends, workers) {
+            guard let worker else { continue }
+            extras[backend.name] = { [("restarts", worker.restarts.load(ordering: .relaxed))] }
+        }
+        return extras
     }
 }
 

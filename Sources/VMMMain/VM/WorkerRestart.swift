@@ -52,6 +52,8 @@ final class SupervisedWorker: @unchecked Sendable {
     /// Image or TAP fds handed to every incarnation as fds 4, 5, ...
     let passing: [Int32]
     private let current: Mutex<WorkerProcess>
+    /// Incarnations started after the first (reported in `--metrics`).
+    let restarts = Atomic<UInt64>(0)
 
     private init(name: String, executable: String, arguments: [String], passing: [Int32], process: WorkerProcess) {
         self.name = name
@@ -73,6 +75,7 @@ final class SupervisedWorker: @unchecked Sendable {
     func respawn() throws -> Connection {
         let (process, connection) = try WorkerProcess.spawn(name: name, executable: executable, arguments: arguments, passing: passing)
         current.withLock { $0 = process }
+        restarts.add(1, ordering: .relaxed)
         return connection
     }
 
