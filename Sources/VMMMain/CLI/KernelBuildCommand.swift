@@ -6,10 +6,11 @@ struct KernelBuildCommand: ParsableCommand {
         commandName: "build",
         abstract: "Build a minimal microVM guest kernel (tinyconfig + a fragment) into the kernel store.",
         discussion: """
-        Unpacks the source once (cached in <store>/.work), runs `make tinyconfig`, merges the fragment,
-        checks that every option of the fragment survived `make olddefconfig`, builds vmlinux and
-        bzImage, and stores them with the final config and a manifest in <store>/<name>/. The newest
-        build becomes <store>/default. An unchanged fragment and source reuse the stored kernel.
+        Unpacks the source once (cached in <store>/.work), runs `make tinyconfig`,
+        merges the fragment, checks that every option of the fragment survived `make
+        olddefconfig`, builds vmlinux and bzImage, and stores them with the final
+        config and a manifest in <store>/<name>/. The newest build becomes
+        <store>/default. An unchanged fragment and source reuse the stored kernel.
         """
     )
 

@@ -8,21 +8,28 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Boot a guest kernel with its serial console on stdin/stdout.",
         discussion: """
-        The kernel is an ELF vmlinux with a PVH entry note (booted in 32-bit protected mode
-        through PVH) or a bzImage (booted in long mode through the 64-bit boot protocol).
-        --kernel also accepts the name of a kernel built with `volt-vmm kernel build`.
+        The kernel is an ELF vmlinux with a PVH entry note (booted in 32-bit
+        protected mode through PVH) or a bzImage (booted in long mode through the
+        64-bit boot protocol). --kernel also accepts the name of a kernel built
+        with `volt-vmm kernel build` ("default" is the newest).
+
+        Every --disk and --net device is served by its own sandboxed worker
+        process that volt-vmm spawns; --vhost-user-blk/-net connect to a backend
+        someone else runs. Values from --config are overridden by flags.
 
         EXAMPLES
-          volt-vmm run --kernel vmlinux --cmdline "console=ttyS0 reboot=k panic=-1" --memory 256 --vcpus 2
-          volt-vmm run --kernel default --initrd initrd.cpio.gz
-          volt-vmm run --kernel default --id web1 --net bridge=br0 --net bridge=br0,queues=4
+          volt-vmm run --kernel vmlinux --memory 256 --vcpus 2 \\
+              --cmdline "console=ttyS0 reboot=k panic=-1"
+          volt-vmm run --kernel default --initrd initrd.cpio.gz \\
+              --disk path=root.img --net bridge=br0 --id web1
+          volt-vmm run --config configs/examples/disk.json --metrics m.jsonl
 
         EXIT STATUS
-          0    the guest reset (e.g. Linux with reboot=k) or shut down
-          1    guest crash, triple fault, KVM error, or a runtime failure (including a
-               device worker that died with --restart=never, or more often than the
-               restart budget allows)
-          2    invalid arguments or inputs (the message names the fix)
+          0      the guest reset (e.g. Linux with reboot=k) or shut down
+          1      guest crash, triple fault, KVM error, or a runtime failure
+                 (including a device worker that died with --restart=never,
+                 or more often than the restart budget allows)
+          2      invalid arguments or inputs (the message names the fix)
           128+N  stopped by signal N (Ctrl-C gives 130)
         """
     )

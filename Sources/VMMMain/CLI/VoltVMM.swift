@@ -6,11 +6,14 @@ struct VoltVMM: ParsableCommand {
         commandName: "volt-vmm",
         abstract: "A KVM microVM monitor with one sandboxed process per virtio device.",
         discussion: """
-        volt-vmm boots a Linux kernel (ELF vmlinux through its PVH entry, or a bzImage through
-        the 64-bit boot protocol) in a KVM virtual machine with a serial console on stdout.
+        volt-vmm boots a Linux kernel (an ELF vmlinux through its PVH entry, or a
+        bzImage through the 64-bit boot protocol) in a KVM virtual machine with a
+        serial console on stdout. Each virtio device runs in its own sandboxed
+        worker process (volt-blk-worker, volt-net-worker) speaking vhost-user.
 
-        Exit status: 0 when the guest resets itself (e.g. reboot=k), 1 on a guest crash,
-        triple fault or KVM error, 2 on bad usage or configuration.
+        Exit status: 0 when the guest resets itself (e.g. reboot=k), 1 on a guest
+        crash, triple fault, KVM error or device failure, 2 on bad usage or
+        configuration, 128+N when stopped by signal N.
         """,
         subcommands: [RunCommand.self, KernelCommand.self]
     )
