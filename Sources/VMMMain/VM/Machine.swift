@@ -42,7 +42,7 @@ final class Machine {
         let vm = try VirtualMachine(hypervisor: hypervisor, memory: memory)
         let virtio = try VirtioDevices(specs: config.devices, vmID: config.vmID, vm: vm, memory: memory, logger: logger)
         // Workers, TAPs and networkd units go on every way out of here, errors included.
-        defer { virtio.shutdown() }
+        defer { virtio.shutdown(logger: logger) }
         let cmdline = ([config.cmdline] + virtio.cmdlineAnnouncements).joined(separator: " ")
 
         let entry = try BootLoader.prepare(memory: memory, kernelPath: config.kernelPath,

@@ -92,7 +92,10 @@ struct VirtioDevices {
             workers.append(worker)
             transports.append(transport)
             cmdlineAnnouncements.append("virtio_mmio.device=4K@0x\(String(base, radix: 16)):\(irq)")
-            logger.info("\(name): connected, virtio-mmio at 0x\(String(base, radix: 16)) irq \(irq), \(backend.queueMaxSizes.count) queue(s)")
+            // A spawned worker jails itself before it answers its first message, so a
+            // finished handshake means it is sandboxed (it exits if the jail fails).
+            let jailed = worker == nil ? "" : ", worker sandboxed"
+            logger.info("\(name): connected, virtio-mmio at 0x\(String(base, radix: 16)) irq \(irq), \(backend.queueMaxSizes.count) queue(s)\(jailed)")
         }
     }
 
@@ -103,8 +106,14 @@ struct VirtioDevices {
 
     /// Stops the workers, then releases the NICs' host side: closing the last TAP fds
     /// deletes the TAPs volt-vmm created, and networkd units are removed. Idempotent.
-    func shutdown() {
+    func shutdown(logger: Logger? = nil) {
         stopWorkers()
+        for worker in workers.compactMap({ $0 }) {
+            let process = worker.process
+            if let end = process.waitForExit(milliseconds: 0) {
+                logger?.info("\(worker.name): pid \(process.pid) \(WorkerProcess.describe(end))")
+            }
+        }
         for nic in nics { nic.release() }
     }
 
