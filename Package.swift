@@ -31,7 +31,7 @@ let package = Package(
         .executableTarget(
             name: "VMMMain",
             dependencies: [
-                "CShim", "IPC",
+                "CShim", "IPC", "Sandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "VoltTestSupport", dependencies: ["TestSupport"], path: "Tests/TestSupport"),
         .testTarget(
             name: "VMMMainTests",
-            dependencies: ["VMMMain", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["VMMMain", "CShim", "Sandbox", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

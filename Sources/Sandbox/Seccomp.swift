@@ -48,3 +48,11 @@ extension Sandbox {
         rules.map(\.syscall).filter { seccomp_syscall_resolve_name($0) == __NR_SCMP_ERROR }
     }
 }
+
+extension Sandbox {
+    /// Loads `rules` into the calling thread only (no TSYNC): the VMM filters each thread
+    /// class separately, e.g. its vCPU threads, which need very little.
+    public static func filterThisThread(_ rules: [SeccompRule], mode: SeccompMode) throws(SandboxError) {
+        try Seccomp.load(rules, mode: mode)
+    }
+}

@@ -95,6 +95,13 @@ struct RunCommand: ParsableCommand {
         valueName: "on|never"))
     var restart: RestartMode = .on
 
+    @Option(help: ArgumentHelp("Seccomp for volt-vmm's own vCPU threads: on (a forbidden call kills the VMM) or log (UNSAFE: only logs to the kernel audit log; debugging).",
+                               valueName: "on|log"))
+    var seccomp: SeccompSetting = .on
+
+    @Flag(help: "UNSAFE, debugging only: no seccomp filter on volt-vmm's own threads (workers stay jailed).")
+    var noSeccomp = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .notice
 
@@ -171,6 +178,7 @@ struct RunCommand: ParsableCommand {
                                  + vhostUserBlock.map { .vhostUserBlock(socket: $0) }
                                  + vhostUserNet.map { .vhostUserNet(socket: $0) },
                              vmID: vmID, restart: RestartPolicy(mode: restart))
+        machine.seccomp = noSeccomp ? nil : (seccomp == .log ? .log : .kill)
         machine.metricsPath = metrics
         machine.metricsIntervalMilliseconds = metricsInterval
         return machine
@@ -188,4 +196,8 @@ struct RunCommand: ParsableCommand {
         guard let slash = file.lastIndex(of: "/") else { return "." }
         return slash == file.startIndex ? "/" : String(file[..<slash])
     }
+}
+
+enum SeccompSetting: String, ExpressibleByArgument, CaseIterable {
+    case on, log
 }

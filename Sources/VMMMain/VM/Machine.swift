@@ -1,6 +1,7 @@
 import CShim
 import Glibc
 import Logging
+import Sandbox
 
 /// What `volt-vmm run` asks for, already validated against the command line.
 struct MachineConfig {
@@ -15,6 +16,8 @@ struct MachineConfig {
     var metricsIntervalMilliseconds = 1000
     /// Names the VM's TAPs and networkd units and seeds its MACs (`--id`, or random).
     var vmID = VMID()
+    /// The VMM's own seccomp filters: nil is `--no-seccomp` (unsafe, debugging only).
+    var seccomp: SeccompMode? = .kill
     /// What happens when a spawned device worker dies (`--restart`).
     var restart = RestartPolicy()
 }
@@ -71,7 +74,7 @@ final class Machine {
         let lifecycle = try Lifecycle()
         let console = Console()
         let devices = try legacyDevices(vm: vm, console: console, lifecycle: lifecycle, mmio: virtio.bus)
-        return try start(vcpus: vcpus, devices: devices, virtio: virtio, console: console, lifecycle: lifecycle)
+        return try start(vcpus: vcpus, vmFD: vm.fd, devices: devices, virtio: virtio, console: console, lifecycle: lifecycle)
     }
 
     private struct LegacyDevices {
@@ -96,7 +99,7 @@ final class Machine {
         return LegacyDevices(bus: bus, serial: serial, mmio: mmio)
     }
 
-    private func start(vcpus: [VCPU], devices: LegacyDevices, virtio: VirtioDevices,
+    private func start(vcpus: [VCPU], vmFD: Int32, devices: LegacyDevices, virtio: VirtioDevices,
                        console: Console, lifecycle: Lifecycle) throws -> VMOutcome {
         let backends = virtio.backends
         let serial = devices.serial
@@ -129,8 +132,9 @@ final class Machine {
         }
         let threads = try vcpus.map { vcpu in
             try OSThread(name: "volt-vcpu\(vcpu.index)") {
+                let filter = self.config.seccomp.map { (VMMSeccompPolicy.vcpu(vcpuFD: vcpu.fd, vmFD: vmFD), $0) }
                 VCPURunner(vcpu: vcpu, ioBus: devices.bus, mmioBus: devices.mmio, lifecycle: lifecycle, logger: self.logger,
-                           counters: self.counters).run()
+                           counters: self.counters, seccomp: filter).run()
             }
         }
         logger.info("started \(vcpus.count) vCPU(s), \(config.memoryBytes >> 20) MiB")
