@@ -6,9 +6,13 @@ import SystemPackage
 /// exit path that unwinds (normal, guest reset, signal, worker failure); a directory left
 /// by a VM that was SIGKILLed is recognised as stale (its pid is gone) and replaced.
 final class RuntimeDirectory {
-    /// The base directory; `VOLT_RUNTIME_DIR` overrides it (tests, unprivileged use).
+    /// The base directory: `VOLT_RUNTIME_DIR` if set; /run/volt-vmm for root; for other
+    /// users $XDG_RUNTIME_DIR/volt-vmm, else /tmp/volt-vmm-<uid>.
     static var base: String {
-        getenv("VOLT_RUNTIME_DIR").map { String(cString: $0) } ?? "/run/volt-vmm"
+        if let dir = getenv("VOLT_RUNTIME_DIR") { return String(cString: dir) }
+        if getuid() == 0 { return "/run/volt-vmm" }
+        if let xdg = getenv("XDG_RUNTIME_DIR") { return String(cString: xdg) + "/volt-vmm" }
+        return "/tmp/volt-vmm-\(getuid())"
     }
 
     let path: String
