@@ -142,6 +142,7 @@ struct VirtioDevices {
             if disk.readOnly { args.append("--readonly") }
             if disk.direct { args.append("--direct") }
             if let serial = disk.serial { args += ["--serial", serial] }
+            for fault in disk.faults { args += ["--fault", fault] }
             let spawned = try spawn("volt-blk-worker", args, passing: [image.rawValue, page.fd.rawValue], name: name, what: disk.path,
                                     type: deviceTypeBlock, queues: disk.queues, placement: placement, logger: logger)
             pages.append((name, page))
@@ -154,6 +155,7 @@ struct VirtioDevices {
             for i in tap.queues.indices { args += ["--tap-fd", "\(WorkerProcess.socketFD + 1 + CInt(i))"] }
             args += ["--mac", nic.mac.description]
             if let mtu = net.mtu { args += ["--mtu", "\(mtu)"] }
+            for fault in net.faults { args += ["--fault", fault] }
             let spawned = try spawn("volt-net-worker", args, passing: tap.queues.map(\.rawValue) + [page.fd.rawValue],
                                     name: name, what: "TAP \(tap.name), guest MAC \(nic.mac)",
                                     type: deviceTypeNet, queues: net.queues > 1 ? 2 * net.queues + 1 : 2, placement: placement, logger: logger)
