@@ -175,6 +175,11 @@ struct VirtioDevices {
             logger.info("\(name): spawned \(executable) pid \(worker.process.pid) for \(what)")
             return (backend, worker)
         } catch {
+            // A worker that died during the handshake (e.g. `--fault DEVICE:syscall`) is
+            // named with how it ended: that, not the closed socket, is the cause.
+            if let end = worker.process.waitForExit(milliseconds: 500) {
+                throw RunError.system("\(name): \(kind) worker for \(name) \(WorkerProcess.describe(end)) during the vhost-user handshake")
+            }
             worker.stop()
             throw error
         }
