@@ -44,6 +44,8 @@ enum BlockConfigLayout {
 
 /// Everything the device is configured with on the command line.
 struct BlockDeviceOptions {
+    /// Injected faults (`--fault`).
+    var faults: [FaultSpec] = []
     var queueCount = 1
     /// Largest ring accepted (SET_VRING_NUM). QEMU's vhost-user-blk uses 1024-entry rings.
     var maxQueueSize = 1024
@@ -102,7 +104,8 @@ final class BlockDevice: VhostUserDevice {
             discard: !disk.readOnly, writeZeroes: !disk.readOnly,
             maxDiscardSectors: options.maxDiscardSectors, maxDiscardSegments: options.maxDiscardSegments,
             maxWriteZeroesSectors: options.maxWriteZeroesSectors, maxWriteZeroesSegments: options.maxWriteZeroesSegments)
-        state = BlockState(disk: disk, serial: serial, limits: limits, metrics: metrics)
+        state = BlockState(disk: disk, serial: serial, limits: limits, metrics: metrics,
+                           faults: FaultInjector(options.faults))
         slots = Array(repeating: Slot(), count: options.queueCount)
     }
 

@@ -9,6 +9,7 @@ final class Metrics: Sendable {
         "requests_read", "requests_write", "requests_flush", "requests_get_id", "requests_discard",
         "requests_write_zeroes", "requests_unknown", "bytes_read", "bytes_written", "errors_io",
         "errors_unsupported", "errors_malformed_chain", "errors_broken_ring", "resubmitted", "kicks", "batches", "interrupts",
+        "faults_injected",
     ]
 
     /// Completed requests by type, plus those of an unknown type.
@@ -26,6 +27,8 @@ final class Metrics: Sendable {
     let resubmitted: MetricsPage.Counter
     /// Kick eventfd wake-ups, batches processed, and used-buffer notifications sent.
     let kicks, batches, interrupts: MetricsPage.Counter
+    /// Faults injected with `--fault` (failed, delayed requests; a crash).
+    let faultsInjected: MetricsPage.Counter
     private let page: MetricsPage?
 
     /// Counters in `page` (the VMM's), or in a private page.
@@ -37,6 +40,7 @@ final class Metrics: Sendable {
         (bytesRead, bytesWritten, ioErrors, unsupported, malformedChains, brokenRings) = (c[7], c[8], c[9], c[10], c[11], c[12])
         resubmitted = c[13]
         (kicks, batches, interrupts) = (c[14], c[15], c[16])
+        faultsInjected = c[17]
     }
 
     func count(_ type: RequestType?) {
@@ -63,7 +67,7 @@ final class Metrics: Sendable {
     var snapshot: [String: UInt64] {
         let all = [readRequests, writeRequests, flushRequests, getIDRequests, discardRequests, writeZeroesRequests,
                    unknownRequests, bytesRead, bytesWritten, ioErrors, unsupported, malformedChains, brokenRings,
-                   resubmitted, kicks, batches, interrupts]
+                   resubmitted, kicks, batches, interrupts, faultsInjected]
         return Dictionary(uniqueKeysWithValues: zip(Self.names, all.map(\.value)))
     }
 }

@@ -21,6 +21,8 @@ struct Options: Equatable {
     var printCapabilities = false
     var help = false
     var sandbox = SandboxFlags()
+    /// `--fault KIND[,params]` (repeatable): injected faults, for fault tests.
+    var faults: [FaultSpec] = []
 
     static let usage = """
         usage: volt-blk-worker (--socket-path PATH | --fd N) (--path IMG | --image-fd N) [options]
@@ -38,6 +40,8 @@ struct Options: Equatable {
           --num-queues N       request queues, 1-64 (default 1)
           --queue-size N       largest queue size, power of two 4-1024 (default 1024)
           --serial S           device ID for GET_ID, at most 20 ASCII bytes (default: from the image)
+          --fault KIND[,K=V]   inject a fault (repeatable): crash,after=N | delay,ms=D |
+                               eio,rate=P | eio,sectors=A-B | syscall
           --print-capabilities print the back-end's JSON capabilities and exit
           --help               this text
         \(SandboxFlags.usage)
@@ -111,6 +115,10 @@ struct Options: Equatable {
                     throw UsageError("--serial \(s): use at most 20 printable ASCII characters")
                 }
                 o.serial = s
+            case "--fault":
+                let text = try value()
+                do { o.faults.append(try FaultSpec.parse(text, device: .block)) } catch { throw UsageError("--fault: \(error)") }
+                if o.faults.last?.kind == .syscall { o.sandbox.faultForbiddenSyscall = true }
             case "--print-capabilities": try flag(); o.printCapabilities = true
             case "--help", "-h": try flag(); o.help = true
             default:

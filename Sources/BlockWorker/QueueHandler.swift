@@ -1,4 +1,5 @@
 import Glibc
+import IPC
 import Synchronization
 import SystemPackage
 import VirtioCore
@@ -10,11 +11,15 @@ final class BlockState: Sendable {
     let serial: [UInt8]
     let disk: DiskImage
     let metrics: Metrics
+    /// Injected faults (`--fault`); empty normally.
+    let faults: FaultInjector
     private let acked = AtomicU64Box()
     /// Config `writeback`: 1 = write-back cache (FLUSH makes writes stable), 0 = writethrough.
     private let writebackFlag = AtomicU64Box(1)
 
-    init(disk: DiskImage, serial: [UInt8], limits: RequestLimits, metrics: Metrics) {
+    init(disk: DiskImage, serial: [UInt8], limits: RequestLimits, metrics: Metrics,
+         faults: FaultInjector = FaultInjector([])) {
+        self.faults = faults
         self.disk = disk
         self.serial = serial
         self.limits = limits
@@ -166,10 +171,17 @@ struct QueueHandler {
         }
         for head in returnedEmpty { stage(head: head, length: 0) }
         let count = completions.count + returnedEmpty.count
+        if count > 0, let ms = state.faults.delayMilliseconds {
+            // delay,ms=D: the whole batch completes D ms late.
+            FaultInjector.sleep(ms: ms)
+            state.metrics.faultsInjected.add(UInt64(count))
+        }
         if count > 0 {
             state.metrics.batches.add()
             publish()
             if queue.needsNotification() { notify() }
+            // crash,after=N: the worker dies once N requests have been completed.
+            state.faults.completed(count) { state.metrics.faultsInjected.add() }
         }
         return count
     }
@@ -223,6 +235,13 @@ struct QueueHandler {
         case let .failure(error): return (error.status, 0, false)
         }
         let disk = state.disk
+        if !state.faults.isEmpty, let (first, sectors) = operation.sectorRange,
+           state.faults.failsIO(firstSector: first, sectors: sectors) {
+            // eio,rate=P / eio,sectors=A-B: fail without touching the image.
+            state.metrics.faultsInjected.add()
+            if case .read = operation { return (.ioError, 0, false) }
+            return (.ioError, 0, operation.writesDisk)
+        }
         switch operation {
         case let .read(offset, iovecs, length):
             if disk.read(iovecs, offset: offset, length: length) != nil { return (.ioError, 0, false) }
@@ -285,4 +304,27 @@ func signalEventfd(_ fd: CInt) {
 
 func warn(_ message: String) {
     fputs("volt-blk-worker: \(message)\n", stderr)
+}
+
+extension BlockOperation {
+    /// The sectors a request touches, for `eio` faults (nil: FLUSH, GET_ID).
+    var sectorRange: (first: UInt64, count: UInt64)? {
+        let shift = BlockLayout.sectorShift
+        switch self {
+        case let .read(offset, _, length), let .write(offset, _, length):
+            return (offset >> shift, (length + (1 << shift) - 1) >> shift)
+        case let .discard(segments), let .writeZeroes(segments):
+            guard let first = segments.map(\.sector).min(),
+                  let end = segments.map({ $0.sector + UInt64($0.sectors) }).max() else { return nil }
+            return (first, end - first)
+        case .flush, .getID: return nil
+        }
+    }
+
+    var writesDisk: Bool {
+        switch self {
+        case .write, .discard, .writeZeroes: return true
+        case .read, .flush, .getID: return false
+        }
+    }
 }

@@ -42,6 +42,7 @@ var deviceOptions = BlockDeviceOptions()
 deviceOptions.queueCount = options.numQueues
 deviceOptions.maxQueueSize = options.queueSize
 deviceOptions.serial = options.serial
+deviceOptions.faults = options.faults
 // The VMM's metrics page (counters it reads), mapped before the sandbox.
 let metricsPage: MetricsPage?
 do {

@@ -34,6 +34,8 @@ struct NetDeviceConfig: Equatable {
     var queuePairs: Int = 1
     // QEMU's virtio-mmio offers up to 1024 and Linux takes the maximum.
     var queueSize: Int = 1024
+    /// Injected faults (`--fault`).
+    var faults: [FaultSpec] = []
 }
 
 /// The vhost-user-net device: features, config space, and the queue pairs' workers.
@@ -67,8 +69,9 @@ final class NetDevice: VhostUserDevice {
         tapOffloads = taps[0].supportedOffloads()
         let control = config.queuePairs > 1 ? ControlQueue(maxPairs: config.queuePairs) : nil
         var workers: [PairWorker] = []
+        let faults = FaultInjector(config.faults)
         for (i, tap) in taps.enumerated() {
-            workers.append(try PairWorker(index: i, tap: tap, control: i == 0 ? control : nil, metrics: metrics))
+            workers.append(try PairWorker(index: i, tap: tap, control: i == 0 ? control : nil, metrics: metrics, faults: faults))
         }
         self.workers = workers
         self.control = control

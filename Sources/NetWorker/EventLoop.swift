@@ -27,10 +27,11 @@ final class PairWorker: @unchecked Sendable {
     private let metrics: MetricsPublisher?
     private var published = Metrics()
 
-    init(index: Int, tap: Tap, control: ControlQueue?, metrics: MetricsPublisher? = nil) throws(NetWorkerError) {
+    init(index: Int, tap: Tap, control: ControlQueue?, metrics: MetricsPublisher? = nil,
+         faults: FaultInjector = FaultInjector([])) throws(NetWorkerError) {
         self.index = index
         self.metrics = metrics
-        self.handler = QueueHandler(pairIndex: index, tap: tap)
+        self.handler = QueueHandler(pairIndex: index, tap: tap, faults: faults)
         self.control = control
         let ep = volt_epoll_create()
         guard ep >= 0 else { throw .system("epoll_create1", errno: -ep) }

@@ -25,6 +25,8 @@ struct Metrics: Equatable, Sendable {
     var kicks: UInt64 = 0
     /// Used-buffer notifications sent (call eventfd writes).
     var interrupts: UInt64 = 0
+    /// Faults injected with `--fault` (frames dropped or corrupted; a crash).
+    var faultsInjected: UInt64 = 0
 
     static func + (a: Metrics, b: Metrics) -> Metrics {
         var s = a
@@ -34,6 +36,7 @@ struct Metrics: Equatable, Sendable {
         s.rxMalformedChains += b.rxMalformedChains; s.rxDroppedNoBuffers += b.rxDroppedNoBuffers
         s.rxDroppedTooBig += b.rxDroppedTooBig
         s.kicks += b.kicks; s.interrupts += b.interrupts
+        s.faultsInjected += b.faultsInjected
         return s
     }
 
@@ -42,7 +45,7 @@ struct Metrics: Equatable, Sendable {
         "tx_frames=\(txFrames) tx_bytes=\(txBytes) rx_frames=\(rxFrames) rx_bytes=\(rxBytes) "
             + "tx_dropped_malformed=\(txDroppedMalformed) tx_dropped_tap_error=\(txDroppedTapError) "
             + "rx_malformed_chains=\(rxMalformedChains) rx_dropped_no_buffers=\(rxDroppedNoBuffers) "
-            + "rx_dropped_too_big=\(rxDroppedTooBig) kicks=\(kicks) interrupts=\(interrupts)"
+            + "rx_dropped_too_big=\(rxDroppedTooBig) kicks=\(kicks) interrupts=\(interrupts) faults_injected=\(faultsInjected)"
     }
 }
 
@@ -50,12 +53,13 @@ extension Metrics {
     static let names = [
         "tx_frames", "tx_bytes", "rx_frames", "rx_bytes", "tx_dropped_malformed", "tx_dropped_tap_error",
         "rx_malformed_chains", "rx_dropped_no_buffers", "rx_dropped_too_big", "kicks", "interrupts",
+        "faults_injected",
     ]
 
     /// The counters in `names` order.
     var values: [UInt64] {
         [txFrames, txBytes, rxFrames, rxBytes, txDroppedMalformed, txDroppedTapError,
-         rxMalformedChains, rxDroppedNoBuffers, rxDroppedTooBig, kicks, interrupts]
+         rxMalformedChains, rxDroppedNoBuffers, rxDroppedTooBig, kicks, interrupts, faultsInjected]
     }
 }
 

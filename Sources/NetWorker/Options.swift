@@ -17,6 +17,7 @@ struct Options: Equatable {
     static let usage = """
         usage: volt-net-worker (--socket-path PATH | --fd N) (--tap NAME | --tap-fd N...)
                                [--mac AA:BB:CC:DD:EE:FF] [--mtu N] [--num-queue-pairs N] [--queue-size N] [--metrics-fd N]
+                               [--fault crash,after=N|drop,percent=P|corrupt,percent=P|syscall]...
                volt-net-worker --print-capabilities
         \(SandboxFlags.usage)
         """
@@ -58,6 +59,12 @@ struct Options: Equatable {
                 o.tapName = v
             case "--tap-fd": o.tapFds.append(CInt(try number(0...65535)))
             case "--metrics-fd": o.metricsFD = CInt(try number(0...Int(Int32.max)))
+            case "--fault":
+                let text = try value()
+                do { o.device.faults.append(try FaultSpec.parse(text, device: .net)) } catch {
+                    throw .usage("--fault: \(error.description)", fix: "see --help")
+                }
+                if o.device.faults.last?.kind == .syscall { o.sandbox.faultForbiddenSyscall = true }
             case "--mac": o.device.mac = try parseMAC(try value())
             case "--mtu": o.device.mtu = UInt16(try number(68...65535))
             case "--num-queue-pairs": o.device.queuePairs = try number(1...64); pairsGiven = true

@@ -24,6 +24,8 @@ final class QueueHandler {
     let pairIndex: Int
     let tap: Tap
     var metrics = Metrics()
+    /// Injected faults (`--fault`), shared by the pairs; empty normally.
+    let faults: FaultInjector
 
     var rx: Virtqueue?
     var tx: Virtqueue?
@@ -54,7 +56,8 @@ final class QueueHandler {
     private let bounce: UnsafeMutableRawPointer
     private let header: UnsafeMutableRawPointer
 
-    init(pairIndex: Int, tap: Tap) {
+    init(pairIndex: Int, tap: Tap, faults: FaultInjector = FaultInjector([])) {
+        self.faults = faults
         self.pairIndex = pairIndex
         self.tap = tap
         bounce = .allocate(byteCount: Self.maxFrame, alignment: 16)
@@ -110,10 +113,19 @@ final class QueueHandler {
                 break
             }
             processed += 1
-            switch transmit(chain) {
+            if faults.dropPercent > 0, faults.roll(faults.dropPercent) {
+                // drop,percent=P: the frame never reaches the TAP.
+                metrics.faultsInjected += 1
+                returnChain(&q, head: chain.head, length: 0)
+                continue
+            }
+            let corrupt = faults.corruptPercent > 0 && faults.roll(faults.corruptPercent)
+            switch transmit(chain, corrupt: corrupt) {
             case let .sent(bytes):
                 metrics.txFrames += 1
                 metrics.txBytes += UInt64(bytes - NetHeader.size)
+                if corrupt { metrics.faultsInjected += 1 }
+                faults.completed(1)
             case .malformed:
                 metrics.txDroppedMalformed += 1
             case .tapError:
@@ -133,12 +145,19 @@ final class QueueHandler {
 
     enum TransmitOutcome { case sent(Int), malformed, tapError, again }
 
-    func transmit(_ chain: DescriptorChain) -> TransmitOutcome {
+    /// `corrupt`: send a copy with one payload byte flipped (`--fault corrupt`).
+    func transmit(_ chain: DescriptorChain, corrupt: Bool = false) -> TransmitOutcome {
         // The header must be there (5.1.6.2); the TAP would also refuse it.
         guard chain.readableLength >= UInt32(NetHeader.size), chain.readableLength <= UInt32(Self.maxFrame) else { return .malformed }
         guard chain.readableCount <= Self.maxIovecs else { return .malformed }
+        var copy = iovec(iov_base: bounce, iov_len: 0)
+        if corrupt {
+            copy.iov_len = chain.copyFromReadable(into: UnsafeMutableRawBufferPointer(start: bounce, count: Self.maxFrame))
+            Self.flipByte(in: [copy], frameLength: copy.iov_len)
+        }
         while true {
-            let n = chain.withIovecs(writable: false) { v in volt_writev(tap.fd.rawValue, v.baseAddress, CInt(v.count)) }
+            let n = corrupt ? volt_writev(tap.fd.rawValue, &copy, 1)
+                : chain.withIovecs(writable: false) { v in volt_writev(tap.fd.rawValue, v.baseAddress, CInt(v.count)) }
             if n >= 0 { return .sent(Int(n)) }
             switch Int32(-n) {
             case EINTR: continue
@@ -271,6 +290,16 @@ final class QueueHandler {
             metrics.rxDroppedTooBig += 1
             return .dropped
         }
+        if faults.dropPercent > 0, faults.roll(faults.dropPercent) {
+            // drop,percent=P: the frame is read and discarded; the buffers stay cached.
+            metrics.faultsInjected += 1
+            return .dropped
+        }
+        if faults.corruptPercent > 0, faults.roll(faults.corruptPercent) {
+            Self.flipByte(in: iovecs, frameLength: n)
+            metrics.faultsInjected += 1
+        }
+        faults.completed(1)
         patchHeaderFlags()
         if n <= guestSpace {
             deliver(&q, frameLength: n, chains: chainsInRead) { chain in
@@ -369,6 +398,21 @@ final class QueueHandler {
     /// reports DATA_VALID then, which the guest did not ask for.
     private func patchHeaderFlags() {
         if !guestCsum { header.storeBytes(of: UInt8(0), toByteOffset: NetHeader.flagsOffset, as: UInt8.self) }
+    }
+
+    /// `corrupt` faults: inverts the middle byte of the frame after the virtio-net header
+    /// (`frameLength` bytes, header included, laid out over `iovecs`).
+    static func flipByte(in iovecs: [iovec], frameLength: Int) {
+        guard frameLength > NetHeader.size else { return }
+        var at = NetHeader.size + (frameLength - NetHeader.size) / 2
+        for v in iovecs {
+            if at < v.iov_len, let base = v.iov_base {
+                let p = base.assumingMemoryBound(to: UInt8.self) + at
+                p.pointee ^= 0xff
+                return
+            }
+            at -= v.iov_len
+        }
     }
 
     /// Removes the first `count` bytes from an iovec list.

@@ -69,6 +69,11 @@ struct RunCommand: ParsableCommand {
     var net: [String] = []
 
     @Option(help: ArgumentHelp(
+        "Inject a fault in a spawned device's worker, for fault tests (repeatable): DEVICE:KIND[,K=V...], DEVICE = disk0, net1, ... (kind + index, as in the log). blk: crash,after=N | delay,ms=D | eio,rate=P | eio,sectors=A-B | syscall; net: crash,after=N | drop,percent=P | corrupt,percent=P | syscall.",
+        valueName: "fault"))
+    var fault: [String] = []
+
+    @Option(help: ArgumentHelp(
         "The VM's id ([a-zA-Z0-9_-], at most 32): names its TAPs (tap-<id>) and networkd units, and keeps its generated MACs stable across runs (default: random 8 hex digits).",
         valueName: "id"))
     var id: String?
@@ -151,10 +156,11 @@ struct RunCommand: ParsableCommand {
         if let ip = file.kernelIPArgument { cmdline += " \(ip)" }
         let initrd = self.initrd ?? file.initrd.map { Self.resolve($0, relativeTo: base, onlyIfExists: false) }
         // Device flags replace the file's devices of the same kind.
-        let disks = try disk.isEmpty
+        var disks = try disk.isEmpty
             ? file.disks.map { var d = $0; d.path = Self.resolve(d.path, relativeTo: base, onlyIfExists: false); return d }
             : disk.map { try DiskSpec(parsing: $0) }
-        let nets = try (net.isEmpty ? file.networks : net).map { try NetSpec(parsing: $0) }
+        var nets = try (net.isEmpty ? file.networks : net).map { try NetSpec(parsing: $0) }
+        try FaultOption.apply(fault, disks: &disks, nets: &nets)
         let hostBytes = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
         let minimum = Layout.minimumMemory >> 20
         guard memory >= minimum else {

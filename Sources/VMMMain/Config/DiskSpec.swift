@@ -6,6 +6,8 @@ struct DiskSpec: Equatable {
     var direct = false
     var queues = 1
     var serial: String?
+    /// `--fault disk<i>:...` given for this disk: the worker's `--fault` values.
+    var faults: [String] = []
 
     static let keys: Set<String> = ["path", "ro", "direct", "queues", "serial"]
 

@@ -25,6 +25,8 @@ struct NetSpec: Equatable {
     var id: String?
     /// `vhost=on`: try in-kernel vhost-net first (falls back to the worker).
     var vhost = false
+    /// `--fault net<i>:...` given for this NIC: the worker's `--fault` values.
+    var faults: [String] = []
 
     static let keys: Set<String> = ["tap", "bridge", "mode", "mac", "mtu", "queues", "id", "vhost"]
     /// `tap-` + id must fit IFNAMSIZ-1 (15 bytes).

@@ -151,6 +151,7 @@ struct VirtioDevices {
             if disk.readOnly { args.append("--readonly") }
             if disk.direct { args.append("--direct") }
             if let serial = disk.serial { args += ["--serial", serial] }
+            for fault in disk.faults { args += ["--fault", fault] }
             let spawned = try spawn("volt-blk-worker", args, passing: [image.rawValue, page.fd.rawValue], name: name, what: disk.path,
                                     type: deviceTypeBlock, queues: disk.queues, placement: placement, logger: logger)
             pages.append((name, page))
@@ -163,6 +164,7 @@ struct VirtioDevices {
             for i in tap.queues.indices { args += ["--tap-fd", "\(WorkerProcess.socketFD + 1 + CInt(i))"] }
             args += ["--mac", nic.mac.description]
             if let mtu = net.mtu { args += ["--mtu", "\(mtu)"] }
+            for fault in net.faults { args += ["--fault", fault] }
             let spawned = try spawn("volt-net-worker", args, passing: tap.queues.map(\.rawValue) + [page.fd.rawValue],
                                     name: name, what: "TAP \(tap.name), guest MAC \(nic.mac)",
                                     type: deviceTypeNet, queues: net.queues > 1 ? 2 * net.queues + 1 : 2, placement: placement, logger: logger)
@@ -182,6 +184,11 @@ struct VirtioDevices {
             logger.info("\(name): spawned \(executable) pid \(worker.process.pid) for \(what)")
             return (backend, worker)
         } catch {
+            // A worker that died during the handshake (e.g. `--fault DEVICE:syscall`) is
+            // named with how it ended: that, not the closed socket, is the cause.
+            if let end = worker.process.waitForExit(milliseconds: 500) {
+                throw RunError.system("\(name): \(kind) worker for \(name) \(WorkerProcess.describe(end)) during the vhost-user handshake")
+            }
             worker.stop()
             throw error
         }
