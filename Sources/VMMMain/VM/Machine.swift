@@ -108,12 +108,14 @@ final class Machine {
         // Threads inherit this mask: only the signal thread takes termination signals.
         _ = volt_block_termination_signals()
         _ = try OSThread(name: "volt-signals") {
+            guard self.filterThread(VMMSeccompPolicy.signals(), "signal", lifecycle) else { return }
             let sig = volt_wait_termination_signal()
             if sig > 0 { lifecycle.finish(.signal(sig)) }
         }
         console.enterRawModeIfTerminal()
         defer { console.restoreTerminal() }
         _ = try OSThread(name: "volt-console") {
+            guard self.filterThread(VMMSeccompPolicy.console(vmFD: vmFD), "console", lifecycle) else { return }
             console.pumpInput { serial.enqueueInput($0) }
         }
         let metrics = try config.metricsPath.map {
@@ -123,6 +125,7 @@ final class Machine {
         }
         let metricsThread = try metrics.map { writer in
             try OSThread(name: "volt-metrics") { [interval = config.metricsIntervalMilliseconds] in
+                guard self.filterThread(VMMSeccompPolicy.metrics(), "metrics", lifecycle) else { return }
                 writer.run(intervalMilliseconds: interval, lifecycle: lifecycle)
             }
         }
@@ -159,6 +162,19 @@ final class Machine {
 }
 
 extension Machine {
+    /// Loads a thread class's seccomp filter into the calling thread (unless
+    /// `--no-seccomp`); a failure stops the VM rather than run unfiltered.
+    func filterThread(_ rules: [SeccompRule], _ what: String, _ lifecycle: Lifecycle) -> Bool {
+        guard let mode = config.seccomp else { return true }
+        do {
+            try Sandbox.filterThisThread(rules, mode: mode)
+            return true
+        } catch {
+            lifecycle.finish(.failure("\(what) thread: cannot install its seccomp filter: \(error) — run with --no-seccomp to debug"))
+            return false
+        }
+    }
+
     /// Each spawned worker's restart count, for `--metrics`.
     static func restartCounters(backends: [VhostUserBackend], workers: [SupervisedWorker?])
         -> [String: @Sendable () -> [(name: String, value: UInt64)]] {

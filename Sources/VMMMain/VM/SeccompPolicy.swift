@@ -12,6 +12,30 @@ import Sandbox
 /// restarted worker gets a new one). Nothing here opens a path, creates a socket or a
 /// process, or touches memory protections beyond the allocator's.
 enum VMMSeccompPolicy {
+    /// The signal thread: waits in sigtimedwait, then writes the lifecycle eventfd.
+    static func signals() -> [SeccompRule] {
+        BasePolicy.runtime(pid: getpid())
+    }
+
+    /// The console thread: reads stdin, fills the UART FIFO, raises its interrupt, and
+    /// naps while the guest's FIFO is full.
+    static func console(vmFD: Int32) -> [SeccompRule] {
+        let vm = UInt64(UInt32(bitPattern: vmFD))
+        return BasePolicy.runtime(pid: getpid()) + naps + [
+            SeccompRule("ioctl", Arg(0) == vm, Arg(1) == UInt64(VOLT_KVM_IRQ_LINE), why: "the UART's receive interrupt"),
+        ]
+    }
+
+    /// The metrics thread: sleeps, reads the counter pages (memory), appends to its open file.
+    static func metrics() -> [SeccompRule] {
+        BasePolicy.runtime(pid: getpid()) + naps
+    }
+
+    private static let naps = [
+        SeccompRule("clock_nanosleep", why: "usleep between polls"),
+        SeccompRule("nanosleep", why: "usleep on older glibc"),
+    ]
+
     static func vcpu(vcpuFD: Int32, vmFD: Int32) -> [SeccompRule] {
         let vcpu = UInt64(UInt32(bitPattern: vcpuFD)), vm = UInt64(UInt32(bitPattern: vmFD))
         return BasePolicy.runtime(pid: getpid()) + [
