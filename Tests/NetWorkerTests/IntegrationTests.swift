@@ -92,11 +92,8 @@ import VoltTestSupport
               let guest = TestEnvironment.guest("virtio_net") else { return }
         let ns = try NetNamespace()
         defer { ns.delete() }
-        let peer = try Background("/usr/sbin/ip", ["netns", "exec", ns.name, "python3",
-                                                   TestEnvironment.repositoryRoot.appendingPathComponent("guests/tools/net_peer.py").path,
-                                                   ns.tap, "--expect-tx", "5", "--send", "2", "--timeout", "30"])
+        let peer = try Self.peer(ns, ["--expect-tx", "5", "--send", "2", "--timeout", "30"])
         defer { peer.stop() }
-        #expect(peer.waitFor("ready", timeout: 10))
         let r = try TestEnvironment.run("/usr/sbin/ip", ["netns", "exec", ns.name, TestEnvironment.voltVMM, "run",
                                                          "--kernel", guest, "--cmdline", "net.count=5 net.expect=2",
                                                          "--net", "tap=\(ns.tap),mac=52:54:00:aa:bb:02", "--log-level", "info"],
@@ -112,6 +109,39 @@ import VoltTestSupport
         for pid in TestEnvironment.spawnedWorkerPIDs(r.stderr) {
             #expect(kill(pid, 0) != 0, "worker \(pid) is stopped and reaped with the VM")
         }
+    }
+
+    /// guests/tools/net_peer.py on the namespace's TAP, ready to send and receive.
+    static func peer(_ ns: NetNamespace, _ args: [String]) throws -> Background {
+        let peer = try Background("/usr/sbin/ip", ["netns", "exec", ns.name, "python3",
+                                                   TestEnvironment.repositoryRoot.appendingPathComponent("guests/tools/net_peer.py").path,
+                                                   ns.tap] + args)
+        #expect(peer.waitFor("ready", timeout: 10))
+        return peer
+    }
+
+    /// `--fault net0:drop,percent=100` seen from both sides: the guest sends, nothing
+    /// reaches the wire, and the worker's faults_injected counts every frame.
+    @Test func droppedFramesNeverReachTheWire() throws {
+        guard TestEnvironment.require(NetNamespace.available, "root, /dev/net/tun and ip(8)"),
+              TestEnvironment.require(TestEnvironment.kvmUsable, "/dev/kvm"),
+              let guest = TestEnvironment.guest("virtio_net") else { return }
+        let ns = try NetNamespace()
+        defer { ns.delete() }
+        let peer = try Self.peer(ns, ["--expect-tx", "5", "--timeout", "8"])
+        defer { peer.stop() }
+        let metrics = "/tmp/volt-nwt-fault-\(getpid()).jsonl"
+        defer { unlink(metrics) }
+        let r = try TestEnvironment.run("/usr/sbin/ip", ["netns", "exec", ns.name, TestEnvironment.voltVMM, "run",
+                                                         "--kernel", guest, "--cmdline", "net.count=5",
+                                                         "--net", "tap=\(ns.tap)", "--fault", "net0:drop,percent=100",
+                                                         "--metrics", metrics], timeout: 60)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stdout.contains("VOLT-GUEST net: sent=5"), "the guest's driver saw every frame completed: \(r.stdout)")
+        _ = peer.wait(timeout: 15)
+        #expect(!peer.stdout.contains("VOLT-NET-TX"), "no dropped frame reached the TAP: \(peer.stdout)")
+        let last = (try? String(contentsOfFile: metrics, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.contains("\"faults_injected\":5"), "every frame counted as a fault: \(last)")
     }
 
     @Test func voltVMMReportsAMissingTap() throws {
