@@ -30,6 +30,8 @@ enum VMOutcome: Equatable, CustomStringConvertible {
 /// Collects the outcome from whichever thread sees it first and wakes the main thread.
 final class Lifecycle: Sendable {
     private let outcome = Mutex<VMOutcome?>(nil)
+    /// Set once an outcome is recorded: every vCPU exit checks it, so no lock on that path.
+    private let finished = Atomic<Bool>(false)
     private let wakeFD: Int32
 
     init() throws {
@@ -40,7 +42,7 @@ final class Lifecycle: Sendable {
 
     deinit { close(wakeFD) }
 
-    var isFinished: Bool { outcome.withLock { $0 != nil } }
+    var isFinished: Bool { finished.load(ordering: .acquiring) }
 
     func finish(_ result: VMOutcome) {
         let first = outcome.withLock { current -> Bool in
@@ -49,6 +51,7 @@ final class Lifecycle: Sendable {
             return true
         }
         if first {
+            finished.store(true, ordering: .releasing)
             var one: UInt64 = 1
             _ = write(wakeFD, &one, 8)
         }
