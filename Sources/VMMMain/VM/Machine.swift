@@ -135,9 +135,10 @@ final class Machine {
         }
         let threads = try vcpus.map { vcpu in
             try OSThread(name: "volt-vcpu\(vcpu.index)") {
-                let filter = self.config.seccomp.map { (VMMSeccompPolicy.vcpu(vcpuFD: vcpu.fd, vmFD: vmFD), $0) }
+                guard self.filterThread(VMMSeccompPolicy.vcpu(vcpuFD: vcpu.fd, vmFD: vmFD), "vCPU \(vcpu.index)", lifecycle)
+                else { return }
                 VCPURunner(vcpu: vcpu, ioBus: devices.bus, mmioBus: devices.mmio, lifecycle: lifecycle, logger: self.logger,
-                           counters: self.counters, seccomp: filter).run()
+                           counters: self.counters).run()
             }
         }
         logger.info("started \(vcpus.count) vCPU(s), \(config.memoryBytes >> 20) MiB")

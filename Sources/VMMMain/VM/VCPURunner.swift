@@ -1,7 +1,6 @@
 import CShim
 import Glibc
 import Logging
-import Sandbox
 
 /// The loop of one vCPU thread: KVM_RUN, dispatch the exit, repeat until the VM stops.
 struct VCPURunner {
@@ -11,21 +10,11 @@ struct VCPURunner {
     let lifecycle: Lifecycle
     let logger: Logger
     let counters: VMMCounters
-    /// The vCPU thread's seccomp filter (nil: `--seccomp off`).
-    let seccomp: (rules: [SeccompRule], mode: SeccompMode)?
 
     func run() {
         // Thread-local signal mask: termination signals stay blocked (the signal thread
         // takes them); the kick signal must reach this thread to interrupt KVM_RUN.
         _ = volt_unblock_signal(VCPUKick.signal)
-        if let seccomp {
-            do {
-                try Sandbox.filterThisThread(seccomp.rules, mode: seccomp.mode)
-            } catch {
-                lifecycle.finish(.failure("vCPU \(vcpu.index): cannot install its seccomp filter: \(error) — run with --seccomp off to debug"))
-                return
-            }
-        }
         while !lifecycle.isFinished {
             let r = volt_ioctl(vcpu.fd, VOLT_KVM_RUN, nil)
             if r < 0 {
