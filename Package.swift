@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "VoltTestSupport", dependencies: ["TestSupport"], path: "Tests/TestSupport"),
         .testTarget(
             name: "VMMMainTests",
-            dependencies: ["VMMMain", "CShim", "Sandbox", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["VMMMain", "CShim", "Sandbox", "TestFrontend", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

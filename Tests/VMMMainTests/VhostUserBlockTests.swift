@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestFrontend
 import VoltTestSupport
 
 /// volt-vmm's virtio-mmio transport and vhost-user frontend against qemu-storage-daemon,
@@ -7,7 +8,7 @@ import VoltTestSupport
 @Suite(.serialized) struct VhostUserBlockTests {
     func prerequisites() -> String? {
         guard TestEnvironment.require(TestEnvironment.kvmUsable, "/dev/kvm usable") else { return nil }
-        guard TestEnvironment.require(StorageDaemon.available, "qemu-storage-daemon (apt-get install qemu-system-common)") else { return nil }
+        guard TestEnvironment.require(QemuStorageDaemon.executable != nil, "qemu-storage-daemon (apt-get install qemu-system-common)") else { return nil }
         guard let guest = TestEnvironment.guest("virtio_blk") else {
             Issue.record("test guest virtio_blk did not build (make -C guests)")
             return nil
@@ -21,11 +22,11 @@ import VoltTestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let image = dir.appendingPathComponent("disk.img").path
         FileManager.default.createFile(atPath: image, contents: Data(count: 4 << 20))
-        let daemon = try StorageDaemon(image: image, socket: dir.appendingPathComponent("blk.sock").path)
+        let daemon = try QemuStorageDaemon(image: image, socketPath: dir.appendingPathComponent("blk.sock").path, logPath: dir.appendingPathComponent("qsd.log").path)
 
-        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--vhost-user-blk", daemon.socket,
+        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--vhost-user-blk", daemon.socketPath,
                                             "--cmdline", "blk.seed=11 blk.start=100 blk.sectors=300 blk.reset blk.outofrange"])
-        daemon.kill()
+        daemon.stop()
         #expect(r.status == 0, "stderr: \(r.stderr)")
         #expect(r.stdout.contains("VOLT-GUEST blk: capacity=8192"), "config space forwarded via GET_CONFIG")
         #expect(r.stdout.contains("wrote=300 flushed=yes verified=300 mismatches=0"), "\(r.stdout)")
@@ -43,8 +44,8 @@ import VoltTestSupport
         let image = dir.appendingPathComponent("disk.img").path
         FileManager.default.createFile(atPath: image, contents: Data(count: 1 << 20))
         try BlockPattern.write(image: image, seed: 5, sectors: 10..<42)
-        let daemon = try StorageDaemon(image: image, socket: dir.appendingPathComponent("blk.sock").path, writable: false)
-        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--vhost-user-blk", daemon.socket,
+        let daemon = try QemuStorageDaemon(image: image, socketPath: dir.appendingPathComponent("blk.sock").path, logPath: dir.appendingPathComponent("qsd.log").path, writable: false)
+        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--vhost-user-blk", daemon.socketPath,
                                             "--cmdline", "blk.readonly blk.seed=5 blk.start=10 blk.sectors=32"])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         #expect(r.stdout.contains("readonly verified=32 mismatches=0"), "\(r.stdout)")
@@ -56,12 +57,12 @@ import VoltTestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let image = dir.appendingPathComponent("disk.img").path
         FileManager.default.createFile(atPath: image, contents: Data(count: 64 << 20))
-        let daemon = try StorageDaemon(image: image, socket: dir.appendingPathComponent("blk.sock").path)
+        let daemon = try QemuStorageDaemon(image: image, socketPath: dir.appendingPathComponent("blk.sock").path, logPath: dir.appendingPathComponent("qsd.log").path)
         let started = Date()
         // Kill the backend as soon as the guest starts its I/O.
-        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--vhost-user-blk", daemon.socket,
+        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--vhost-user-blk", daemon.socketPath,
                                             "--cmdline", "blk.sectors=100000"],
-                                           whenOutput: ("capacity=", { daemon.kill() }), timeout: 60)
+                                           whenOutput: ("capacity=", { daemon.stop() }), timeout: 60)
         #expect(!r.timedOut, "volt-vmm must not hang when a backend dies")
         #expect(r.status == 1, "stderr: \(r.stderr)")
         #expect(r.stderr.contains("vhost-user-blk0") && r.stderr.contains("disconnected"), "names the device: \(r.stderr)")
