@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "volt_landlock.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -33,7 +34,21 @@ int volt_landlock_abi(void) {
     return ret(syscall(SYS_landlock_create_ruleset, NULL, 0, VOLT_LL_CREATE_RULESET_VERSION));
 }
 
+// struct landlock_path_beneath_attr (packed in the uapi header).
+struct __attribute__((packed)) volt_path_beneath_attr {
+    uint64_t allowed_access;
+    int32_t parent_fd;
+};
+#define VOLT_LL_RULE_PATH_BENEATH 1
+
 int volt_landlock_restrict_empty(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped) {
+    int failed;
+    return volt_landlock_restrict(handled_fs, handled_net, scoped, NULL, NULL, 0, &failed);
+}
+
+int volt_landlock_restrict(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped,
+                           const char *const *paths, const uint64_t *access, int count, int *failed_index) {
+    *failed_index = -1;
     struct volt_ruleset_attr attr;
     memset(&attr, 0, sizeof(attr));
     attr.handled_access_fs = handled_fs;
@@ -44,6 +59,18 @@ int volt_landlock_restrict_empty(uint64_t handled_fs, uint64_t handled_net, uint
     size_t size = scoped ? sizeof(attr) : handled_net ? 2 * sizeof(uint64_t) : sizeof(uint64_t);
     int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
     if (fd < 0) return -errno;
+    for (int i = 0; i < count; i++) {
+        struct volt_path_beneath_attr rule = { access[i], open(paths[i], O_PATH | O_CLOEXEC) };
+        if (rule.parent_fd < 0 ||
+            syscall(SYS_landlock_add_rule, fd, VOLT_LL_RULE_PATH_BENEATH, &rule, 0) < 0) {
+            int err = errno;
+            if (rule.parent_fd >= 0) close(rule.parent_fd);
+            close(fd);
+            *failed_index = i;
+            return -err;
+        }
+        close(rule.parent_fd);
+    }
     long r = syscall(SYS_landlock_restrict_self, fd, 0);
     int err = errno;
     close(fd);

@@ -25,6 +25,7 @@ int volt_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4,
     return ret(prctl(option, a2, a3, a4, a5));
 }
 int volt_pidfd_open(pid_t pid) { return ret(syscall(SYS_pidfd_open, pid, 0)); }
+int volt_pidfd_send_signal(int pidfd, int sig) { return ret(syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0)); }
 int volt_poll(struct pollfd *fds, unsigned long count, int timeout_ms) {
     int r;
     do { r = poll(fds, (nfds_t)count, timeout_ms); } while (r < 0 && errno == EINTR);

@@ -1,7 +1,7 @@
 import Glibc
 
 /// Test-only probes, reachable only through the hidden --fault-forbidden-syscall and
-/// --probe-sandbox flags.
+/// --probe-sandbox flags (workers) and --probe-lockdown (volt-vmm).
 public enum SandboxProbe {
     /// Extra rules for --probe-sandbox only: let path calls reach the kernel, so the test
     /// sees what Landlock and the empty root answer on their own.
@@ -20,20 +20,27 @@ public enum SandboxProbe {
 
     /// Prints `probe: WHAT -> RESULT` lines on stderr (write(2) only), then dies in socket().
     public static func run() -> Never {
-        func report(_ what: String, _ r: Int32, _ err: Int32, isFD: Bool = true) {
-            let result = r >= 0 ? "ok" : "errno \(err) \(name(err))"
-            let line = "probe: \(what) -> \(result)\n"
-            _ = line.withCString { write(2, $0, strlen($0)) }
-            if r >= 0 && isFD { close(r) }
-        }
+        tryPaths()
+        let line = "probe: socket AF_INET -> (expect SIGSYS)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+        forbiddenSyscall()
+    }
+
+    /// One `probe: WHAT -> ok` or `probe: WHAT -> errno N NAME` line on stderr; closes an fd result.
+    public static func report(_ what: String, _ r: Int32, _ err: Int32, isFD: Bool = true) {
+        let result = r >= 0 ? "ok" : "errno \(err) \(name(err))"
+        let line = "probe: \(what) -> \(result)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+        if r >= 0 && isFD { close(r) }
+    }
+
+    /// Tries to read, list and create files, reporting each result.
+    public static func tryPaths() {
         var fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC); report("open /etc/passwd", fd, errno)
         fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC); report("open / (read dir)", fd, errno)
         fd = open("/volt-probe", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600); report("create /volt-probe", fd, errno)
         let m = mkdir("/volt-probe-dir", 0o700); report("mkdir /volt-probe-dir", m, errno, isFD: false)
         fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC); report("open /proc/self/status", fd, errno)
-        let line = "probe: socket AF_INET -> (expect SIGSYS)\n"
-        _ = line.withCString { write(2, $0, strlen($0)) }
-        forbiddenSyscall()
     }
 
     static func name(_ e: Int32) -> String {

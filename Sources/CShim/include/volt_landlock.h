@@ -38,6 +38,12 @@ int volt_landlock_abi(void);
 /// (landlock_restrict_self). Needs no_new_privs (or CAP_SYS_ADMIN). Returns 0 or -errno.
 int volt_landlock_restrict_empty(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped);
 
+/// Like volt_landlock_restrict_empty, with one path-beneath rule per `paths[i]` granting
+/// `access[i]` there (a regular file takes file rights only). Returns 0 or -errno; a path that
+/// cannot be opened is -errno of that open, and *failed_index names it (else -1).
+int volt_landlock_restrict(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped,
+                           const char *const *paths, const uint64_t *access, int count, int *failed_index);
+
 /// prctl(PR_SET_NO_NEW_PRIVS, 1): execve can never grant privileges again.
 int volt_set_no_new_privs(void);
 /// prctl(PR_GET_NO_NEW_PRIVS): 1, 0 or -errno.

@@ -14,6 +14,8 @@ int volt_eventfd(unsigned int initval, int flags);
 int volt_pipe2(int fds[2], int flags);
 int volt_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
 int volt_pidfd_open(pid_t pid);
+/// Signals the process behind `pidfd` (never a recycled pid). Returns 0 or -errno.
+int volt_pidfd_send_signal(int pidfd, int sig);
 /// poll(), retried on EINTR. Returns the number of ready fds or -errno.
 int volt_poll(struct pollfd *fds, unsigned long count, int timeout_ms);
 /// Blocks signal `sig` in the calling thread's mask (so only a chosen thread receives it).

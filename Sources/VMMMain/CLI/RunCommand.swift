@@ -100,12 +100,18 @@ struct RunCommand: ParsableCommand {
         valueName: "on|never"))
     var restart: RestartMode = .on
 
-    @Option(help: ArgumentHelp("Seccomp for volt-vmm's own vCPU threads: on (a forbidden call kills the VMM) or log (UNSAFE: only logs to the kernel audit log; debugging).",
+    @Option(help: ArgumentHelp("Seccomp for volt-vmm's own threads: on (a forbidden call kills the VMM) or log (UNSAFE: only logs to the kernel audit log; debugging).",
                                valueName: "on|log"))
     var seccomp: SeccompSetting = .on
 
     @Flag(help: "UNSAFE, debugging only: no seccomp filter on volt-vmm's own threads (workers stay jailed).")
     var noSeccomp = false
+
+    @Flag(help: "UNSAFE, debugging only: volt-vmm keeps its file-system access after setup (no Landlock on itself; workers stay jailed).")
+    var noLandlock = false
+
+    @Flag(help: .hidden)   // TEST ONLY: after locking down, report what file access and exec still work
+    var probeLockdown = false
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .notice
@@ -118,7 +124,9 @@ struct RunCommand: ParsableCommand {
             let runtime = try RuntimeDirectory(id: config.vmID)
             defer { runtime.remove() }
             logger.info("VM \(config.vmID): runtime directory \(runtime.path)")
-            let outcome = try Machine(config: config, logger: logger, startNanoseconds: start).run()
+            var machineConfig = config
+            machineConfig.runtimeDirectory = runtime.path
+            let outcome = try Machine(config: machineConfig, logger: logger, startNanoseconds: start).run()
             if case .failure = outcome {
                 logger.error("\(outcome)")
             } else {
@@ -185,6 +193,8 @@ struct RunCommand: ParsableCommand {
                                  + vhostUserNet.map { .vhostUserNet(socket: $0) },
                              vmID: vmID, restart: RestartPolicy(mode: restart))
         machine.seccomp = noSeccomp ? nil : (seccomp == .log ? .log : .kill)
+        machine.landlock = !noLandlock
+        machine.probeLockdown = probeLockdown
         machine.metricsPath = metrics
         machine.metricsIntervalMilliseconds = metricsInterval
         return machine

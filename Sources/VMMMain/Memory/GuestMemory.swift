@@ -61,6 +61,8 @@ final class GuestMemory: @unchecked Sendable {
             try? fd.close()
             throw GuestMemoryError.creationFailed("mmap(\(size)): \(err)")
         }
+        // Not inherited by fork: the launcher (forked after this) never maps guest RAM.
+        _ = madvise(ptr, Int(size), MADV_DONTFORK)
         self.size = size
         self.fd = fd
         self.base = ptr

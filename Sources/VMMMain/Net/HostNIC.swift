@@ -108,8 +108,28 @@ final class HostNIC {
 
     deinit { removeUnits() }
 
+    /// The networkd units this NIC wrote (removed at exit).
+    var networkdUnitFiles: [String] { unitFiles }
+    /// `networkctl`, when this NIC's units need a reload once removed.
+    var networkctl: String? {
+        guard !unitFiles.isEmpty, let networkd, networkd.unavailableReason() == nil else { return nil }
+        return networkd.networkctl
+    }
+
+    /// Once volt-vmm has locked itself down, its units are removed and networkd reloaded
+    /// by the launcher: `files` are the launcher's indices of `networkdUnitFiles`.
+    private var launcher: (launcher: Launcher, files: [Int], reload: Int?)?
+
+    func releaseThrough(_ launcher: Launcher, files: [Int], reload: Int?) {
+        self.launcher = (launcher, files, reload)
+    }
+
     private func removeUnits() {
         guard !unitFiles.isEmpty else { return }
+        if let (launcher, files, reload) = launcher {
+            removeUnits(through: launcher, files: files, reload: reload)
+            return
+        }
         for file in unitFiles { unlink(file) }
         logger.info("\(name): removed \(unitFiles.joined(separator: " and "))")
         unitFiles = []
@@ -119,6 +139,21 @@ final class HostNIC {
     }
 
     /// A non-persistent TAP `tapName`, MTU set, joined to `bridge`, up.
+    private func removeUnits(through launcher: Launcher, files: [Int], reload: Int?) {
+        for (file, index) in zip(unitFiles, files) {
+            do { try launcher.unlink(index) } catch { logger.warning("\(name): \(file): \(error)") }
+        }
+        logger.info("\(name): removed \(unitFiles.joined(separator: " and "))")
+        unitFiles = []
+        guard let reload else { return }
+        do {
+            let end = try launcher.runAndWait(reload)
+            if end != .exited(0) { logger.warning("\(name): \(launcher.commands[reload].executable) reload: \(end)") }
+        } catch {
+            logger.warning("\(name): \(error)")
+        }
+    }
+
     private static func create(_ tapName: String, on bridge: Bridge, spec: NetSpec) throws -> TapDevice {
         let tap = try TapDevice(name: tapName, queuePairs: spec.queues)
         if let mtu = spec.mtu ?? bridge.mtu { try NetInterface.setMTU(tap.name, mtu) }

@@ -244,7 +244,7 @@ final class OwnedFileDescriptor: Sendable {
 }
 
 /// A NULL-terminated array of C strings for argv/envp, freed with the object.
-private final class CStringArray {
+final class CStringArray {
     let pointers: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
     private let count: Int
 

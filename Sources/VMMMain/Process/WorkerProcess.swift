@@ -31,16 +31,22 @@ final class WorkerProcess: @unchecked Sendable {
 
     /// Spawns the worker; `arguments` should refer to fd 3 (socket) and 4... (`passing`).
     static func spawn(name: String, executable: String, arguments: [String], passing: [Int32]) throws -> (WorkerProcess, Connection) {
-        let (ours, theirs) = try Connection.pair()
-        var dup2: [(fd: CInt, to: CInt)] = [(theirs.socket.rawValue, socketFD)]
-        for (i, fd) in passing.enumerated() { dup2.append((fd, socketFD + 1 + CInt(i))) }
-        let pid = try withExtendedLifetime(theirs) {
-            try Subprocess.spawn(executable, arguments: arguments,
-                                 fileActions: .init(dup2: dup2, closeFrom: socketFD + 1 + CInt(passing.count)))
+        try start(name: name, passing: passing) { fds in
+            let dup2 = fds.enumerated().map { (fd: $0.element, to: socketFD + CInt($0.offset)) }
+            return try Subprocess.spawn(executable, arguments: arguments,
+                                        fileActions: .init(dup2: dup2, closeFrom: socketFD + CInt(fds.count)))
         }
+    }
+
+    /// Makes the socketpair and has `launch` start the worker with the fds it must get as
+    /// 3, 4, ... (our socketpair's other end, then `passing`); `launch` returns its pid.
+    static func start(name: String, passing: [Int32], launch: ([CInt]) throws -> pid_t) throws -> (WorkerProcess, Connection) {
+        let (ours, theirs) = try Connection.pair()
+        let pid = try withExtendedLifetime(theirs) { try launch([theirs.socket.rawValue] + passing) }
         let pidFD = volt_pidfd_open(pid)
         guard pidFD >= 0 else {
-            kill(pid, SIGKILL)
+            // No kill(2) here (seccomp): hanging up makes the worker exit, then it is reaped.
+            ours.shutdown()
             _ = try? Subprocess.wait(pid)
             throw RunError.system("pidfd_open(\(pid)) for \(name): \(Errno(rawValue: -pidFD))")
         }
@@ -64,12 +70,18 @@ final class WorkerProcess: @unchecked Sendable {
         return reaped
     }
 
+    /// Signals this worker through its pidfd: volt-vmm's seccomp filters allow no kill(2),
+    /// so no other process can be signalled, and a recycled pid is never hit.
+    func signal(_ sig: Int32) {
+        _ = volt_pidfd_send_signal(pidFD, sig)
+    }
+
     /// SIGTERM, a short grace period, then SIGKILL; always reaps.
     func stop() {
         guard waitForExit(milliseconds: 0) == nil else { return }
-        kill(pid, SIGTERM)
+        signal(SIGTERM)
         if waitForExit(milliseconds: 1000) == nil {
-            kill(pid, SIGKILL)
+            signal(SIGKILL)
             _ = waitForExit(milliseconds: -1)
         }
     }

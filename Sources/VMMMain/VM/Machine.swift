@@ -20,6 +20,13 @@ struct MachineConfig {
     var seccomp: SeccompMode? = .kill
     /// What happens when a spawned device worker dies (`--restart`).
     var restart = RestartPolicy()
+    /// Landlock on volt-vmm itself once set up; false is `--no-landlock` (unsafe, debugging only).
+    var landlock = true
+    /// The VM's runtime directory (the one path volt-vmm still changes after setup: it
+    /// removes it at exit); nil when there is none.
+    var runtimeDirectory: String?
+    /// TEST ONLY (hidden `--probe-lockdown`): report what still works once locked down.
+    var probeLockdown = false
 }
 
 /// Builds a VM from a config, runs it to completion and reports how it ended.
@@ -103,6 +110,16 @@ final class Machine {
                        console: Console, lifecycle: Lifecycle) throws -> VMOutcome {
         let backends = virtio.backends
         let serial = devices.serial
+        let metrics = try config.metricsPath.map {
+            try MetricsWriter(path: $0, vmm: counters, devices: virtio.metricsPages,
+                              extras: Self.restartCounters(backends: backends, workers: virtio.workers),
+                              startNanoseconds: startNanoseconds)
+        }
+        // Setup is over: what the VM may still start or remove goes to the launcher, and
+        // volt-vmm gives up the file system before its first thread (threads inherit both).
+        let launcher = try virtio.startLauncher()
+        try lockDown()
+        if config.probeLockdown { Self.probeLockdown() }
         signal(SIGPIPE, SIG_IGN)
         _ = volt_install_kick_handler(VCPUKick.signal)
         // Threads inherit this mask: only the signal thread takes termination signals.
@@ -118,11 +135,6 @@ final class Machine {
             guard self.filterThread(VMMSeccompPolicy.console(vmFD: vmFD), "console", lifecycle) else { return }
             console.pumpInput { serial.enqueueInput($0) }
         }
-        let metrics = try config.metricsPath.map {
-            try MetricsWriter(path: $0, vmm: counters, devices: virtio.metricsPages,
-                              extras: Self.restartCounters(backends: backends, workers: virtio.workers),
-                              startNanoseconds: startNanoseconds)
-        }
         let metricsThread = try metrics.map { writer in
             try OSThread(name: "volt-metrics") { [interval = config.metricsIntervalMilliseconds] in
                 guard self.filterThread(VMMSeccompPolicy.metrics(), "metrics", lifecycle) else { return }
@@ -130,6 +142,7 @@ final class Machine {
             }
         }
         let supervisor = try OSThread(name: "volt-supervise") {
+            guard self.filterThread(VMMSeccompPolicy.supervisor(), "supervisor", lifecycle) else { return }
             Supervisor(backends: backends, workers: virtio.workers, lifecycle: lifecycle,
                        policy: self.config.restart, logger: self.logger).run()
         }
@@ -142,6 +155,8 @@ final class Machine {
             }
         }
         logger.info("started \(vcpus.count) vCPU(s), \(config.memoryBytes >> 20) MiB")
+        // The main thread's own filter comes last: creating the threads above needs calls it lacks.
+        _ = filterThread(VMMSeccompPolicy.main(), "main", lifecycle)   // a failure has finished the VM
         let outcome = lifecycle.wait()
         // A vCPU may be blocked on a backend's socket (config access): unblock it.
         for backend in backends { backend.disconnect() }
@@ -163,6 +178,39 @@ final class Machine {
 }
 
 extension Machine {
+    /// Landlock on the whole process (unless `--no-landlock`): from here on volt-vmm opens no
+    /// path, creates nothing in the file system and removes only its runtime directory.
+    func lockDown() throws {
+        guard config.landlock else {
+            logger.warning("--no-landlock: volt-vmm keeps its file-system access (unsafe)")
+            return
+        }
+        var grants: [LandlockGrant] = []
+        if let dir = config.runtimeDirectory {
+            grants = [LandlockGrant(dir, .removeFiles), LandlockGrant(RunCommand.directory(of: dir), .removeDirectories)]
+        }
+        do {
+            let abi = try Sandbox.lockDownFileSystem(keeping: grants)
+            logger.info("volt-vmm: Landlock ABI \(abi): no file-system access beyond removing \(config.runtimeDirectory ?? "nothing")")
+        } catch {
+            throw RunError.system("cannot restrict volt-vmm with Landlock: \(error) — needs Linux 5.13+ with Landlock enabled (lsm=landlock); --no-landlock runs without it (unsafe)")
+        }
+    }
+
+    /// `probe: ...` lines on stderr: file access and exec after `lockDown` (tests expect EACCES).
+    static func probeLockdown() {
+        SandboxProbe.tryPaths()
+        do {
+            let pid = try Subprocess.spawn("/bin/true")
+            _ = try? Subprocess.wait(pid)
+            SandboxProbe.report("exec /bin/true", 0, 0, isFD: false)
+        } catch let .spawnFailed(_, errno) {
+            SandboxProbe.report("exec /bin/true", -1, errno.rawValue)
+        } catch {
+            SandboxProbe.report("exec /bin/true", -1, EIO)
+        }
+    }
+
     /// Loads a thread class's seccomp filter into the calling thread (unless
     /// `--no-seccomp`); a failure stops the VM rather than run unfiltered.
     func filterThread(_ rules: [SeccompRule], _ what: String, _ lifecycle: Lifecycle) -> Bool {

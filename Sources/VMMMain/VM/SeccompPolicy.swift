@@ -2,8 +2,12 @@ import CShim
 import Glibc
 import Sandbox
 
-/// volt-vmm's seccomp allowlists, one per thread class. Today: the vCPU threads, which
-/// run the guest and handle its port/MMIO exits. Default action: kill the process.
+/// volt-vmm's seccomp allowlists, one per thread class: vCPU, signal, console, metrics,
+/// supervisor and the main thread. Default action: kill the process.
+///
+/// No class may start a process, open a path or signal another process by pid: restarts and
+/// `networkctl` go through the launcher (its socket), workers are signalled through their
+/// pidfds, and Landlock denies the file system besides (see `Machine.lockDown`).
 ///
 /// A vCPU thread needs: KVM_RUN on its own vCPU fd (and KVM_GET_REGS there to report
 /// a crash), KVM_IRQ_LINE on the VM fd (the UART's interrupt), writes (serial output to
@@ -34,6 +38,40 @@ enum VMMSeccompPolicy {
     private static let naps = [
         SeccompRule("clock_nanosleep", why: "usleep between polls"),
         SeccompRule("nanosleep", why: "usleep on older glibc"),
+    ]
+
+    /// The supervisor thread: watches backends and worker pidfds; restarts a worker by
+    /// asking the launcher, then replays the device state over the new socket.
+    static func supervisor() -> [SeccompRule] {
+        BasePolicy.runtime(pid: getpid()) + naps + workerControl + [
+            SeccompRule("socketpair", Arg(0) == UInt64(AF_UNIX), why: "the new worker's vhost-user socketpair"),
+            SeccompRule("pidfd_open", why: "the new worker's pidfd (a child of volt-vmm)"),
+            SeccompRule("fcntl", Arg(1) == F_DUPFD_CLOEXEC, why: "OwnedFD duplicates of received fds"),
+        ]
+    }
+
+    /// The main thread once every other thread runs: waits for the outcome, stops the vCPUs,
+    /// stops and reaps the workers, has the launcher remove networkd units, removes the
+    /// runtime directory (Landlock allows nothing else), restores the terminal, exits.
+    static func main() -> [SeccompRule] {
+        BasePolicy.runtime(pid: getpid()) + workerControl + [
+            SeccompRule("ioctl", Arg(1) == UInt64(VOLT_KVM_GET_REGS), why: "each vCPU's RIP in the debug log at exit"),
+            SeccompRule("ioctl", Arg(0) == UInt64(0), Arg(1) == UInt64(0x5401) /* TCGETS */, why: "terminal state of stdin"),
+            SeccompRule("ioctl", Arg(0) == UInt64(0), Arg(1) == UInt64(0x5402) /* TCSETS */, why: "restoring the terminal (raw mode off)"),
+            SeccompRule("unlink", why: "the runtime directory's pid file (Landlock: only there)"),
+            SeccompRule("rmdir", why: "the runtime directory (Landlock: only its parent)"),
+        ]
+    }
+
+    /// Stopping and reaping workers, and requests to the launcher (both main and supervisor).
+    private static let workerControl = [
+        SeccompRule("poll", why: "worker pidfds and vhost-user sockets"),
+        SeccompRule("pidfd_send_signal", why: "SIGTERM/SIGKILL to a worker, through its pidfd only"),
+        SeccompRule("wait4", why: "reaping workers and the launcher's commands (waitpid)"),
+        SeccompRule("sendmsg", why: "vhost-user requests; launcher requests with fds"),
+        SeccompRule("recvmsg", why: "vhost-user replies"),
+        SeccompRule("recvfrom", why: "launcher replies (recv)"),
+        SeccompRule("shutdown", why: "hanging up on a dead or stopping backend"),
     ]
 
     static func vcpu(vcpuFD: Int32, vmFD: Int32) -> [SeccompRule] {

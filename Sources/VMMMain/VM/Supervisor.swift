@@ -89,7 +89,7 @@ struct Supervisor {
         }
         let worker = supervised.process
         guard let end = worker.waitForExit(milliseconds: 1000) else {
-            kill(worker.pid, SIGKILL)
+            worker.signal(SIGKILL)
             _ = worker.waitForExit(milliseconds: -1)
             return "\(worker.name) (pid \(worker.pid)) closed its vhost-user socket (killed it)"
         }

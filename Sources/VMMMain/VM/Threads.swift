@@ -7,14 +7,18 @@ final class OSThread: @unchecked Sendable {
     private(set) var handle = pthread_t()
 
     private final class Box {
+        let name: String
         let body: () -> Void
-        init(_ body: @escaping () -> Void) { self.body = body }
+        init(_ name: String, _ body: @escaping () -> Void) { self.name = name; self.body = body }
     }
 
     init(name: String, _ body: @escaping () -> Void) throws {
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
         let r = pthread_create(&handle, nil, { arg in
             let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+            // Named from inside (prctl), not by the creator: pthread_setname_np on another
+            // thread writes /proc/self/task/N/comm, which Landlock denies after setup.
+            _ = volt_thread_setname(volt_thread_self(), box.name)
             box.body()
             return nil
         }, box)
@@ -22,7 +26,6 @@ final class OSThread: @unchecked Sendable {
             Unmanaged<Box>.fromOpaque(box).release()
             throw RunError.system("cannot start thread \(name): error \(r)")
         }
-        _ = volt_thread_setname(UInt(handle), name)
     }
 
     func join() {

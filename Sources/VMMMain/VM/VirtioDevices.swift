@@ -99,6 +99,38 @@ struct VirtioDevices {
         }
     }
 
+    /// Forks the launcher with everything the running VM may still start or remove — each
+    /// spawned worker's command line, `networkctl reload` and the networkd units — and routes
+    /// restarts and unit removal through it, so volt-vmm can give up execve and file access.
+    func startLauncher() throws -> Launcher {
+        var commands = workers.compactMap { $0?.launchCommand }
+        var files: [String] = []
+        var nicFiles: [[Int]] = []
+        var reloads: [Int?] = []
+        for nic in nics {
+            nicFiles.append(nic.networkdUnitFiles.indices.map { files.count + $0 })
+            files += nic.networkdUnitFiles
+            if let networkctl = nic.networkctl {
+                let command = Launcher.Command(executable: networkctl, arguments: ["reload"], fdCount: 0)
+                if let index = commands.firstIndex(of: command) { reloads.append(index); continue }
+                commands.append(command)
+                reloads.append(commands.count - 1)
+            } else {
+                reloads.append(nil)
+            }
+        }
+        let launcher = try Launcher(commands: commands, files: files)
+        var command = 0
+        for worker in workers.compactMap({ $0 }) {
+            worker.restartThrough(launcher, command: command)
+            command += 1
+        }
+        for (nic, (files, reload)) in zip(nics, zip(nicFiles, reloads)) {
+            nic.releaseThrough(launcher, files: files, reload: reload)
+        }
+        return launcher
+    }
+
     /// Stops every spawned worker (SIGTERM, then SIGKILL) and reaps it.
     func stopWorkers() {
         for worker in workers { worker?.stop() }

@@ -70,10 +70,27 @@ final class SupervisedWorker: @unchecked Sendable {
 
     var process: WorkerProcess { current.withLock { $0 } }
 
+    /// The launcher command that restarts this worker, once volt-vmm has locked itself
+    /// down (it can then no longer exec anything itself).
+    private let launcher = Mutex<(launcher: Launcher, command: Int)?>(nil)
+
+    var launchCommand: Launcher.Command {
+        Launcher.Command(executable: executable, arguments: arguments, fdCount: 1 + passing.count)
+    }
+
+    func restartThrough(_ launcher: Launcher, command: Int) {
+        self.launcher.withLock { $0 = (launcher, command) }
+    }
+
     /// Starts a new incarnation with the same arguments and fds; the caller has reaped
     /// the old one. Returns our end of the new socketpair.
     func respawn() throws -> Connection {
-        let (process, connection) = try WorkerProcess.spawn(name: name, executable: executable, arguments: arguments, passing: passing)
+        let process: WorkerProcess, connection: Connection
+        if let (launcher, command) = launcher.withLock({ $0 }) {
+            (process, connection) = try WorkerProcess.start(name: name, passing: passing) { try launcher.run(command, passing: $0) }
+        } else {
+            (process, connection) = try WorkerProcess.spawn(name: name, executable: executable, arguments: arguments, passing: passing)
+        }
         current.withLock { $0 = process }
         restarts.add(1, ordering: .relaxed)
         return connection

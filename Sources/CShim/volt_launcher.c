@@ -1,0 +1,196 @@
+#ifdef __linux__
+#define _GNU_SOURCE
+#include "volt_launcher.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+extern char **environ;
+
+enum { LAUNCH_RUN = 1, LAUNCH_UNLINK = 2, MAX_FDS = 16 };
+
+struct launch_request { uint32_t kind; uint32_t index; };
+struct launch_reply { int32_t result; int32_t failed_pid; };
+
+static int send_request(int sock, const struct launch_request *req, const int *fds, size_t count) {
+    if (count > MAX_FDS) return -EINVAL;
+    struct iovec iov = { (void *)req, sizeof *req };
+    union { char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)]; struct cmsghdr align; } control;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (count > 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * count);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
+    }
+    ssize_t n;
+    do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    return n == (ssize_t)sizeof *req ? 0 : -EPROTO;
+}
+
+static int read_reply(int sock, struct launch_reply *reply) {
+    ssize_t n;
+    do { n = recv(sock, reply, sizeof *reply, 0); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    return n == (ssize_t)sizeof *reply ? 0 : -EPIPE;   // short or EOF: the launcher is gone
+}
+
+int volt_launcher_run(int sock, unsigned index, const int *fds, size_t count, pid_t *failed_pid) {
+    *failed_pid = -1;
+    struct launch_request req = { LAUNCH_RUN, index };
+    struct launch_reply reply;
+    int r = send_request(sock, &req, fds, count);
+    if (r < 0 || (r = read_reply(sock, &reply)) < 0) return r;
+    *failed_pid = reply.failed_pid;
+    return reply.result;
+}
+
+int volt_launcher_unlink(int sock, unsigned index) {
+    struct launch_request req = { LAUNCH_UNLINK, index };
+    struct launch_reply reply;
+    int r = send_request(sock, &req, NULL, 0);
+    if (r < 0 || (r = read_reply(sock, &reply)) < 0) return r;
+    return reply.result;
+}
+
+// ---- the launcher process ----
+
+// In the new child: fds become 3, 4, ...; then exec. Only async-signal-safe calls.
+static void become(const struct volt_launch_command *cmd, const int *fds, int count, int error_pipe) {
+    int above = 3 + count + 1;
+    if (error_pipe < above) {
+        int moved = fcntl(error_pipe, F_DUPFD_CLOEXEC, above);
+        if (moved < 0) _exit(127);
+        error_pipe = moved;
+    }
+    int copies[MAX_FDS];
+    for (int i = 0; i < count; i++) {
+        // Above every target and the error pipe, so no dup2 below overwrites a source.
+        copies[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, error_pipe + 1);
+        if (copies[i] < 0) goto fail;
+    }
+    for (int i = 0; i < count; i++) {
+        if (dup2(copies[i], 3 + i) < 0) goto fail;
+    }
+    for (int fd = 3 + count; fd < error_pipe; fd++) close(fd);
+    // Everything above the error pipe (copies, the launcher's socket) is close-on-exec or goes now.
+    if (syscall(SYS_close_range, (unsigned)error_pipe + 1, ~0U, 0) < 0) goto fail;
+    sigset_t none;
+    sigemptyset(&none);
+    for (int s = 1; s < 65; s++) signal(s, SIG_DFL);   // errors for SIGKILL/SIGSTOP/32/33 are fine
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(cmd->path, cmd->argv, environ);
+fail:;
+    int e = errno;
+    ssize_t ignored = write(error_pipe, &e, sizeof e);
+    (void)ignored;
+    _exit(127);
+}
+
+static struct launch_reply run_command(const struct volt_launch_command *cmd, const int *fds, int count) {
+    struct launch_reply reply = { 0, -1 };
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) { reply.result = -errno; return reply; }
+    // A fork whose parent is volt-vmm (CLONE_PARENT): volt-vmm reaps it and sees how it ended.
+    long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+    if (pid == 0) { close(p[0]); become(cmd, fds, count, p[1]); }
+    int e = errno;
+    close(p[1]);
+    if (pid < 0) { close(p[0]); reply.result = -e; return reply; }
+    int child_errno = 0;
+    ssize_t n;
+    do { n = read(p[0], &child_errno, sizeof child_errno); } while (n < 0 && errno == EINTR);
+    close(p[0]);
+    if (n == (ssize_t)sizeof child_errno) {       // exec failed: the child exits 127
+        reply.result = -(child_errno ? child_errno : EIO);
+        reply.failed_pid = (int32_t)pid;
+    } else {
+        reply.result = (int32_t)pid;              // EOF: the pipe closed on exec
+    }
+    return reply;
+}
+
+static void serve(int sock, const struct volt_launch_command *commands, size_t command_count,
+                  const char *const *files, size_t file_count) {
+    for (;;) {
+        struct launch_request req;
+        struct iovec iov = { &req, sizeof req };
+        union { char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)]; struct cmsghdr align; } control;
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                              .msg_controllen = sizeof control.buf };
+        ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) _exit(0);                        // volt-vmm closed the socket or is gone
+        int fds[MAX_FDS];
+        int count = 0;
+        int malformed = n != (ssize_t)sizeof req || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) { malformed = 1; continue; }
+            int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int i = 0; i < k; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                if (count < MAX_FDS) fds[count++] = fd; else { close(fd); malformed = 1; }
+            }
+        }
+        struct launch_reply reply = { -EINVAL, -1 };
+        if (!malformed && req.kind == LAUNCH_RUN && req.index < command_count
+            && commands[req.index].fd_count == count) {
+            reply = run_command(&commands[req.index], fds, count);
+        } else if (!malformed && req.kind == LAUNCH_UNLINK && req.index < file_count && count == 0) {
+            reply.result = unlink(files[req.index]) == 0 ? 0 : -errno;
+        }
+        for (int i = 0; i < count; i++) close(fds[i]);
+        ssize_t sent;
+        do { sent = send(sock, &reply, sizeof reply, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+        if (sent < 0) _exit(0);
+    }
+}
+
+int volt_launcher_start(const struct volt_launch_command *commands, size_t command_count,
+                        const char *const *files, size_t file_count, pid_t *pid_out) {
+    for (size_t i = 0; i < command_count; i++) {
+        if (commands[i].fd_count < 0 || commands[i].fd_count > MAX_FDS) return -EINVAL;
+    }
+    int sv[2];
+    // SOCK_SEQPACKET: one request per message, so a request and its fds arrive together.
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) { int e = errno; close(sv[0]); close(sv[1]); return -e; }
+    if (pid > 0) { close(sv[1]); *pid_out = pid; return sv[0]; }
+
+    // The launcher. Nothing of volt-vmm's but stdio and its socket stays open.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(0);
+    prctl(PR_SET_NAME, "volt-launcher");
+    int sock = sv[1];
+    for (int fd = 3; fd < sock; fd++) close(fd);
+    syscall(SYS_close_range, (unsigned)sock + 1, ~0U, 0);
+    // Termination signals are volt-vmm's to handle (Ctrl-C reaches the whole process group);
+    // the launcher still serves the teardown and leaves when volt-vmm does.
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    serve(sock, commands, command_count, files, file_count);
+    _exit(0);
+}
+#endif

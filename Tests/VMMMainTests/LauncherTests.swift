@@ -1,0 +1,78 @@
+import Foundation
+import Glibc
+import Testing
+@testable import VMMMain
+
+/// The launcher starts only its table's commands, with exactly the fds they take, as
+/// children of the caller; removes only its table's files; and goes with its socket.
+@Suite struct LauncherTests {
+    func pipe() throws -> (read: Int32, write: Int32) {
+        let (r, w) = try OwnedFileDescriptor.pipe()
+        return (dup(r.rawValue), dup(w.rawValue))   // plain fds this test closes itself
+    }
+
+    func readAll(_ fd: Int32) -> String {
+        var out = [UInt8](), buffer = [UInt8](repeating: 0, count: 256)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            out += buffer[..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test func startsTableCommandsWithTheirFdsAsChildrenOfTheCaller() throws {
+        let launcher = try Launcher(commands: [
+            .init(executable: "/bin/sh", arguments: ["-c", "echo started >&3; ls /proc/self/fd >&3"], fdCount: 1),
+        ], files: [])
+        let (r, w) = try pipe()
+        defer { close(r) }
+        let pid = try launcher.run(0, passing: [w])
+        close(w)
+        let output = readAll(r)
+        #expect(try Subprocess.wait(pid) == .exited(0), "the command is our child: we reap it")
+        #expect(output.hasPrefix("started\n"))
+        // 0-2, 3 (the pipe) and ls's own directory fd: nothing of ours or the launcher's.
+        let fds = output.split(separator: "\n").dropFirst().compactMap { Int($0) }
+        #expect(fds.filter { $0 > 3 }.count <= 1, "only the passed fd reaches the command: \(fds)")
+    }
+
+    @Test func refusesWhatIsNotInItsTable() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("launcher-\(getpid())").path
+        FileManager.default.createFile(atPath: file, contents: Data())
+        defer { unlink(file) }
+        let launcher = try Launcher(commands: [.init(executable: "/bin/true", arguments: [], fdCount: 0)], files: [file])
+        let (r, w) = try pipe()
+        defer { close(r); close(w) }
+        #expect(throws: RunError.self) { try launcher.run(1, passing: []) }          // no command 1
+        #expect(throws: RunError.self) { try launcher.run(0, passing: [w]) }         // /bin/true takes no fds
+        #expect(throws: RunError.self) { try launcher.unlink(1) }                    // no file 1
+        #expect(try launcher.runAndWait(0) == .exited(0), "still serving after refusals")
+        try launcher.unlink(0)
+        #expect(!FileManager.default.fileExists(atPath: file))
+        #expect(throws: RunError.self) { try launcher.unlink(0) }                    // ENOENT now
+    }
+
+    @Test func reportsAFailedExecAndReapsTheChild() throws {
+        let launcher = try Launcher(commands: [.init(executable: "/nonexistent/volt-worker", arguments: [], fdCount: 0)], files: [])
+        #expect {
+            try launcher.run(0, passing: [])
+        } throws: { error in
+            "\(error)".contains("/nonexistent/volt-worker") && "\(error)".contains("No such file")
+        }
+    }
+
+    @Test func exitsWhenReleased() throws {
+        var launcher: Launcher? = try Launcher(commands: [], files: [])
+        let pid = launcher!.pid
+        #expect(kill(pid, 0) == 0)
+        var comm = ""
+        for _ in 0..<100 where comm != "volt-launcher\n" {   // it names itself right after the fork
+            comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
+            usleep(10_000)
+        }
+        #expect(comm == "volt-launcher\n")
+        launcher = nil
+        #expect(kill(pid, 0) != 0, "closed socket: the launcher exited and was reaped")
+    }
+}
