@@ -51,3 +51,11 @@ extension Sandbox {
         return Int(abi)
     }
 }
+
+extension Sandbox {
+    /// Empties every capability set of the calling thread (ambient, bounding, inheritable,
+    /// permitted, effective); threads it creates later inherit the empty sets.
+    public static func dropAllCapabilities() throws(SandboxError) {
+        try Capabilities.dropAll()
+    }
+}

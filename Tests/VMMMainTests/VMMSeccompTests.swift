@@ -64,9 +64,14 @@ import Sandbox
         // The guest keeps running (hello, no halt) until the states are read.
         let states = try vcpuSeccompStates(["--disk", "path=\(image)"], threads: ["volt-vmm", "volt-supervise"])
         let nnp = try vcpuSeccompStates(["--disk", "path=\(image)"], threads: ["volt-vmm"], field: "NoNewPrivs:")
+        var caps: [String] = []   // main + 2 vCPU threads, 5 sets each
+        for field in ["CapEff:", "CapPrm:", "CapBnd:", "CapInh:", "CapAmb:"] {
+            caps += try vcpuSeccompStates(["--disk", "path=\(image)"], threads: ["volt-vmm", "volt-vcpu"], field: field)
+        }
         guard TestEnvironment.kvmUsable else { return }
         #expect(states.count == 2 && states.allSatisfy { $0.hasSuffix("2") }, "main and supervisor threads: \(states)")
         #expect(nnp.count == 1 && nnp.allSatisfy { $0.hasSuffix("1") }, "\(nnp)")
+        #expect(caps.count == 15 && caps.allSatisfy { $0.hasSuffix("0000000000000000") }, "no capabilities after setup: \(caps)")
     }
 
     /// After setup volt-vmm can read, list, create nothing and exec nothing (hidden --probe-lockdown).

@@ -178,8 +178,10 @@ final class Machine {
 }
 
 extension Machine {
-    /// Landlock on the whole process (unless `--no-landlock`): from here on volt-vmm opens no
-    /// path, creates nothing in the file system and removes only its runtime directory.
+    /// Landlock on the whole process and no capabilities (unless `--no-landlock`): from here
+    /// on volt-vmm opens no path, creates nothing in the file system and removes only its
+    /// runtime directory (as its owner: no capability is needed for that, for pidfd signals
+    /// to its own workers or for closing the TAPs).
     func lockDown() throws {
         guard config.landlock else {
             logger.warning("--no-landlock: volt-vmm keeps its file-system access (unsafe)")
@@ -194,6 +196,11 @@ extension Machine {
             logger.info("volt-vmm: Landlock ABI \(abi): no file-system access beyond removing \(config.runtimeDirectory ?? "nothing")")
         } catch {
             throw RunError.system("cannot restrict volt-vmm with Landlock: \(error) — needs Linux 5.13+ with Landlock enabled (lsm=landlock); --no-landlock runs without it (unsafe)")
+        }
+        do {
+            try Sandbox.dropAllCapabilities()
+        } catch {
+            throw RunError.system("cannot drop volt-vmm's capabilities after setup: \(error) — --no-landlock skips the lock-down (unsafe)")
         }
     }
 
