@@ -56,3 +56,12 @@ extension Sandbox {
         try Seccomp.load(rules, mode: mode)
     }
 }
+
+extension Sandbox {
+    /// The x86_64 name of system call `number` ("socket" for 41), as libseccomp knows it.
+    public static func syscallName(_ number: Int32) -> String? {
+        guard let name = seccomp_syscall_resolve_num_arch(0 /* SCMP_ARCH_NATIVE */, number) else { return nil }
+        defer { free(name) }
+        return String(cString: name)
+    }
+}

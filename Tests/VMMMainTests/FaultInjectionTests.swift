@@ -70,7 +70,7 @@ extension DiskWorkerTests {
         guard let (r, _, _, dir) = try runWithFault("syscall", ["--restart=never"], name: "syscall") else { return }
         defer { try? FileManager.default.removeItem(at: dir) }
         #expect(r.status == 1, "stderr: \(r.stderr)")
-        #expect(r.stderr.contains("blk worker for disk0 killed: seccomp violation (SIGSYS)"), "\(r.stderr)")
+        #expect(r.stderr.contains("blk worker for disk0 killed: seccomp violation (SIGSYS), system call 41 (socket)"), "\(r.stderr)")
     }
 }
 

@@ -1,6 +1,9 @@
 import Foundation
 import Glibc
+import IPC
+import Sandbox
 import Testing
+import VoltTestSupport
 @testable import VMMMain
 
 /// The launcher starts only its table's commands, with exactly the fds they take, as
@@ -60,6 +63,31 @@ import Testing
         } throws: { error in
             "\(error)".contains("/nonexistent/volt-worker") && "\(error)".contains("No such file")
         }
+    }
+
+    /// A worker started by the launcher dies in seccomp (its --probe-sandbox ends in socket());
+    /// the launcher finds the system call in the kernel's audit record.
+    @Test func namesTheSystemCallOfASeccompKill() throws {
+        let dir = try makeTemporaryDirectory("launcher-sigsys")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let image = dir.appendingPathComponent("img").path
+        FileManager.default.createFile(atPath: image, contents: Data(count: 1 << 20))
+        let worker = TestEnvironment.product("volt-blk-worker")
+        let launcher = try Launcher(commands: [
+            .init(executable: worker, arguments: ["--fd", "3", "--path", image, "--probe-sandbox"], fdCount: 1),
+        ], files: [])
+        let (ours, theirs) = try Connection.pair()
+        let pid = try launcher.run(0, passing: [theirs.socket.rawValue])
+        withExtendedLifetime(theirs) {}
+        #expect(try Subprocess.wait(pid) == .signaled(SIGSYS))
+        var number: Int32?
+        for _ in 0..<25 where number == nil {   // kauditd prints the record shortly after the kill
+            number = launcher.seccompSyscall(of: pid)
+            if number == nil { usleep(20_000) }
+        }
+        #expect(number == 41 && Sandbox.syscallName(41) == "socket", "audit record for \(pid): \(String(describing: number))")
+        #expect(launcher.seccompSyscall(of: getpid()) == nil, "no record for a process that was not killed")
+        withExtendedLifetime(ours) {}
     }
 
     @Test func exitsWhenReleased() throws {

@@ -33,3 +33,11 @@ int volt_launcher_run(int socket, unsigned index, const int *fds, size_t count, 
 
 /// Removes file `index` of the table (unlink). Returns 0 or -errno.
 int volt_launcher_unlink(int socket, unsigned index);
+
+/// The system call number in the kernel's newest seccomp audit record (type=1326) for `pid`,
+/// read from /dev/kmsg by the launcher (volt-vmm cannot open it once locked down).
+/// Returns the number, -ENOENT when there is no such record, or -errno.
+int volt_launcher_seccomp_syscall(int socket, pid_t pid);
+
+/// The same lookup done by the caller itself (before the lock-down).
+int volt_seccomp_syscall_of(pid_t pid);

@@ -70,6 +70,12 @@ final class Launcher: @unchecked Sendable {
         try Subprocess.wait(try run(index, passing: []))
     }
 
+    /// The system call in the kernel's newest seccomp audit record for `pid`, or nil.
+    func seccompSyscall(of pid: pid_t) -> Int32? {
+        let result = socket.withLock { volt_launcher_seccomp_syscall($0, pid) }
+        return result >= 0 ? result : nil
+    }
+
     /// Removes file `index` of the table.
     func unlink(_ index: Int) throws {
         let result = socket.withLock { volt_launcher_unlink($0, UInt32(index)) }

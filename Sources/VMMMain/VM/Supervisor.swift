@@ -93,6 +93,6 @@ struct Supervisor {
             _ = worker.waitForExit(milliseconds: -1)
             return "\(worker.name) (pid \(worker.pid)) closed its vhost-user socket (killed it)"
         }
-        return "\(worker.name) (pid \(worker.pid)) \(WorkerProcess.describe(end))"
+        return "\(worker.name) (pid \(worker.pid)) \(supervised.describe(end, pid: worker.pid))"
     }
 }

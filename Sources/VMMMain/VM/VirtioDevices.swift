@@ -219,7 +219,7 @@ struct VirtioDevices {
             // A worker that died during the handshake (e.g. `--fault DEVICE:syscall`) is
             // named with how it ended: that, not the closed socket, is the cause.
             if let end = worker.process.waitForExit(milliseconds: 500) {
-                throw RunError.system("\(name): \(kind) worker for \(name) \(WorkerProcess.describe(end)) during the vhost-user handshake")
+                throw RunError.system("\(name): \(kind) worker for \(name) \(worker.describe(end, pid: worker.process.pid)) during the vhost-user handshake")
             }
             worker.stop()
             throw error

@@ -2,6 +2,7 @@ import ArgumentParser
 import CShim
 import Glibc
 import IPC
+import Sandbox
 import Synchronization
 
 /// `--restart`: what happens when a spawned device worker dies.
@@ -97,4 +98,18 @@ final class SupervisedWorker: @unchecked Sendable {
     }
 
     func stop() { process.stop() }
+
+    /// How incarnation `pid` ended; for a seccomp kill also the system call, when the kernel's
+    /// audit log (/dev/kmsg, read by the launcher once volt-vmm is locked down) names it.
+    func describe(_ end: Subprocess.Termination, pid: pid_t) -> String {
+        let text = WorkerProcess.describe(end)
+        guard end == .signaled(SIGSYS) else { return text }
+        for _ in 0..<5 {   // the audit record is printed by kauditd, shortly after the kill
+            let via = launcher.withLock { $0?.launcher }
+            let number = via.map { $0.seccompSyscall(of: pid) ?? -1 } ?? volt_seccomp_syscall_of(pid)
+            if number >= 0 { return "\(text), system call \(number) (\(Sandbox.syscallName(number) ?? "unknown"))" }
+            usleep(20_000)
+        }
+        return text
+    }
 }
