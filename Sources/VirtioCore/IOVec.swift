@@ -12,21 +12,48 @@ extension DescriptorChain {
     public func writableIovecs(limit: UInt32 = .max) -> [iovec] { Self.iovecs(writable, limit: limit) }
 
     /// Runs `body` with the readable or writable iovecs, keeping guest memory mapped.
+    /// The iovecs live on the stack (no heap allocation for chains of typical length).
     public func withIovecs<R>(writable: Bool, _ body: (UnsafeBufferPointer<iovec>) throws -> R) rethrows -> R {
-        let vectors = writable ? writableIovecs() : readableIovecs()
-        return try withExtendedLifetime(self) { try vectors.withUnsafeBufferPointer(body) }
+        try withIovecs(writable: writable, skip: 0, length: UInt64.max, body)
     }
 
-    static func iovecs(_ buffers: ArraySlice<DescriptorBuffer>, limit: UInt32 = .max) -> [iovec] {
-        var remaining = limit
-        var result: [iovec] = []
-        result.reserveCapacity(buffers.count)
-        for b in buffers where remaining > 0 {
-            let length = Swift.min(b.length, remaining)
-            remaining -= length
-            result.append(iovec(iov_base: b.host, iov_len: Int(length)))
+    /// Same, over bytes [skip, skip + length) of the readable or writable part only
+    /// (fewer if the part is shorter): e.g. a request's data between header and status.
+    public func withIovecs<R>(writable: Bool, skip: UInt64, length: UInt64,
+                              _ body: (UnsafeBufferPointer<iovec>) throws -> R) rethrows -> R {
+        let part = writable ? self.writable : readable
+        return try withUnsafeTemporaryAllocation(of: iovec.self, capacity: Swift.max(part.count, 1)) { storage in
+            let n = Self.fill(storage, from: part, skip: skip, length: length)
+            return try withExtendedLifetime(self) { try body(UnsafeBufferPointer(rebasing: storage[..<n])) }
         }
-        return result
+    }
+
+    static func iovecs(_ buffers: Slice<DescriptorList>, limit: UInt32 = .max) -> [iovec] {
+        [iovec](unsafeUninitializedCapacity: Swift.max(buffers.count, 1)) { storage, n in
+            n = fill(storage, from: buffers, skip: 0, length: UInt64(limit))
+        }
+    }
+
+    /// Writes the iovecs for bytes [skip, skip + length) of `buffers` into `storage`
+    /// (room for one per buffer); returns how many. Zero-length pieces are left out.
+    static func fill(_ storage: UnsafeMutableBufferPointer<iovec>, from buffers: Slice<DescriptorList>,
+                     skip: UInt64, length: UInt64) -> Int {
+        var toSkip = skip
+        var remaining = length
+        var n = 0
+        for b in buffers where remaining > 0 {
+            var len = UInt64(b.length)
+            if toSkip >= len { toSkip -= len; continue }
+            len -= toSkip
+            let take = Swift.min(len, remaining)
+            if take > 0 {
+                storage.initializeElement(at: n, to: iovec(iov_base: b.host + Int(toSkip), iov_len: Int(take)))
+                n += 1
+            }
+            toSkip = 0
+            remaining -= take
+        }
+        return n
     }
 }
 
@@ -64,7 +91,7 @@ extension DescriptorChain {
     }
 
     /// Walks `count` bytes of `buffers` from `offset`, calling `move(host, done, n)`.
-    private static func copy(_ buffers: ArraySlice<DescriptorBuffer>, offset: Int, count: Int,
+    private static func copy(_ buffers: Slice<DescriptorList>, offset: Int, count: Int,
                              _ move: (UnsafeMutableRawPointer, Int, Int) -> Void) -> Int {
         guard offset >= 0, count > 0 else { return 0 }
         var skip = offset
