@@ -43,6 +43,12 @@ public struct DescriptorChain: RandomAccessCollection {
     public var endIndex: Int { buffers.endIndex }
     public subscript(position: Int) -> DescriptorBuffer { buffers[position] }
 
+    /// Number of trailing device-writable buffers.
+    public var writableCount: Int { buffers.count - readableCount }
+    /// Positions of the readable / writable buffers in `buffers`.
+    @usableFromInline var readableRange: Range<Int> { 0..<readableCount }
+    @usableFromInline var writableRange: Range<Int> { readableCount..<buffers.count }
+
     /// Driver→device buffers.
     public var readable: Slice<DescriptorList> { buffers[..<readableCount] }
     /// Device→driver buffers.
@@ -84,12 +90,12 @@ struct ChainParser {
 
     /// `table` points at the validated descriptor table of `queueSize` entries.
     static func parse(head: UInt16, table: UnsafeRawPointer, queueSize: UInt16,
-                      memory: MemoryMap) -> Result<DescriptorChain, DescriptorChainError> {
+                      memory: MemoryMap) throws(DescriptorChainError) -> DescriptorChain {
         var parser = ChainParser(memory: memory, queueSize: queueSize)
-        if let error = parser.walk(head: head, table: table) { return .failure(error) }
-        return .success(DescriptorChain(head: head, buffers: parser.buffers, readableCount: parser.readableCount,
-                                        readableLength: UInt32(parser.readableLength),
-                                        writableLength: UInt32(parser.writableLength), memory: memory))
+        if let error = parser.walk(head: head, table: table) { throw error }
+        return DescriptorChain(head: head, buffers: parser.buffers, readableCount: parser.readableCount,
+                               readableLength: UInt32(parser.readableLength),
+                               writableLength: UInt32(parser.writableLength), memory: memory)
     }
 
     mutating func walk(head: UInt16, table: UnsafeRawPointer) -> DescriptorChainError? {

@@ -4,10 +4,16 @@
 public struct DescriptorList: RandomAccessCollection {
     /// Chains a driver typically builds: net TX (header, frame), block (header, data,
     /// status), an RX buffer (one) fit here.
-    public static let inlineCapacity = 4
+    public static var inlineCapacity: Int { 4 }
 
-    private var inline = InlineArray<4, DescriptorBuffer>(repeating: DescriptorBuffer.placeholder)
-    private var spill: [DescriptorBuffer] = []
+    /// Four named fields, not an InlineArray or a tuple: both were copied through
+    /// generic runtime value witnesses here; a struct of plain fields is copied as bytes.
+    @usableFromInline var b0 = DescriptorBuffer.placeholder
+    @usableFromInline var b1 = DescriptorBuffer.placeholder
+    @usableFromInline var b2 = DescriptorBuffer.placeholder
+    @usableFromInline var b3 = DescriptorBuffer.placeholder
+    /// Buffers past the fourth (nil for short chains: nothing to retain).
+    @usableFromInline var spill: [DescriptorBuffer]?
     public private(set) var count = 0
 
     init() {}
@@ -15,17 +21,27 @@ public struct DescriptorList: RandomAccessCollection {
     public var startIndex: Int { 0 }
     public var endIndex: Int { count }
 
+    @inlinable
     public subscript(position: Int) -> DescriptorBuffer {
         precondition(position >= 0 && position < count, "DescriptorList index out of range")
-        return position < Self.inlineCapacity ? inline[position] : spill[position - Self.inlineCapacity]
+        switch position {
+        case 0: return b0
+        case 1: return b1
+        case 2: return b2
+        case 3: return b3
+        default: return spill.unsafelyUnwrapped[position - Self.inlineCapacity]
+        }
     }
 
     mutating func append(_ buffer: DescriptorBuffer) {
-        if count < Self.inlineCapacity {
-            inline[count] = buffer
-        } else {
-            if spill.isEmpty { spill.reserveCapacity(8) }
-            spill.append(buffer)
+        switch count {
+        case 0: b0 = buffer
+        case 1: b1 = buffer
+        case 2: b2 = buffer
+        case 3: b3 = buffer
+        default:
+            if spill == nil { spill = []; spill!.reserveCapacity(8) }
+            spill!.append(buffer)
         }
         count += 1
     }

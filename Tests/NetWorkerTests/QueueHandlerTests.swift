@@ -95,6 +95,30 @@ import VirtioCore
         #expect(h.device.metrics().rxDroppedTooBig == 1)
     }
 
+    /// MRG_RXBUF: a frame larger than the buffers offered so far waits (read from the
+    /// TAP, kept by the worker) until the guest offers enough, then spans them in order.
+    @Test func mergeableFrameWaitsForEnoughBuffers() throws {
+        guard let h = try harness(Self.base | NetFeature.mrgRxbuf) else { return }
+        defer { h.close() }
+        var posted = try h.postRX(count: 2, size: 256)
+        usleep(50_000)
+        let frame = DeviceHarness.frame("VOLT-NET-RX pending", length: 1000)
+        #expect(h.peerSend(frame))
+        usleep(200_000)
+        #expect(try h.rx.usedIndex() == 0, "512 bytes offered, 1012 needed: nothing used yet")
+        for (k, v) in try h.postRX(count: 4, size: 256) { posted[k] = v }
+        var chunks: [[UInt8]] = []
+        var total = 0
+        while total < 12 + frame.count {
+            let used = try #require(try h.waitUsed(0))
+            chunks.append(try h.map.read(at: try #require(posted[UInt16(used.id)]), count: Int(used.length)))
+            total += Int(used.length)
+        }
+        #expect(chunks.count == 4 && chunks[0][10] == 4, "num_buffers = 4")
+        #expect(Array(chunks.joined().dropFirst(12)) == frame)
+        #expect(h.device.metrics().rxFrames == 1)
+    }
+
     @Test func backPressureHoldsFramesInTheTapUntilBuffersArrive() throws {
         guard let h = try harness(Self.base | NetFeature.mrgRxbuf) else { return }
         defer { h.close() }
