@@ -108,11 +108,11 @@ final class DiskImage: @unchecked Sendable {
 
     // MARK: - I/O (each returns nil or the errno that failed the request)
 
-    func read(_ iovecs: [iovec], offset: UInt64, length: UInt64) -> Errno? {
+    func read(_ iovecs: UnsafeBufferPointer<iovec>, offset: UInt64, length: UInt64) -> Errno? {
         io(write: false, iovecs, offset: offset, length: length)
     }
 
-    func write(_ iovecs: [iovec], offset: UInt64, length: UInt64) -> Errno? {
+    func write(_ iovecs: UnsafeBufferPointer<iovec>, offset: UInt64, length: UInt64) -> Errno? {
         if readOnly { return .badFileDescriptor }
         return io(write: true, iovecs, offset: offset, length: length)
     }
@@ -161,7 +161,7 @@ final class DiskImage: @unchecked Sendable {
         while done < length {
             let n = Int(min(UInt64(chunk), length - done))
             if let e = Self.transfer(fd: ioFD(offset: offset + done, length: UInt64(n)), write: true,
-                                     [iovec(iov_base: buffer, iov_len: n)], offset: offset + done) {
+                                     buffer, count: n, offset: offset + done) {
                 return e
             }
             done += UInt64(n)
@@ -182,7 +182,7 @@ final class DiskImage: @unchecked Sendable {
     /// be aligned. A guest buffer that is not (rare: Linux hands out page-aligned
     /// buffers) goes through an aligned bounce buffer: the one case where data is
     /// copied. A file range that is not aligned uses the buffered fd instead.
-    private func io(write: Bool, _ iovecs: [iovec], offset: UInt64, length: UInt64) -> Errno? {
+    private func io(write: Bool, _ iovecs: UnsafeBufferPointer<iovec>, offset: UInt64, length: UInt64) -> Errno? {
         let target = ioFD(offset: offset, length: length)
         if target == fd && direct {
             let mask = directAlignment - 1
@@ -194,12 +194,46 @@ final class DiskImage: @unchecked Sendable {
         return Self.transfer(fd: target, write: write, iovecs, offset: offset)
     }
 
+    /// One contiguous buffer (bounce and zero writes).
+    static func transfer(fd: CInt, write: Bool, _ buffer: UnsafeMutableRawPointer, count: Int, offset: UInt64) -> Errno? {
+        var v = iovec(iov_base: buffer, iov_len: count)
+        return withUnsafePointer(to: &v) { transfer(fd: fd, write: write, UnsafeBufferPointer(start: $0, count: 1), offset: offset) }
+    }
+
     /// Loops over short transfers and IOV_MAX. A read that hits end of file (the image
-    /// shrank under us) is an I/O error, never a partial success.
-    static func transfer(fd: CInt, write: Bool, _ vectors: [iovec], offset: UInt64) -> Errno? {
+    /// shrank under us) is an I/O error, never a partial success. The common case, one
+    /// call moving everything, touches no heap; the rest continues on a copy.
+    static func transfer(fd: CInt, write: Bool, _ vectors: UnsafeBufferPointer<iovec>, offset: UInt64) -> Errno? {
+        let total = vectors.reduce(0) { $0 + $1.iov_len }
+        if vectors.count <= 1024, total > 0 {
+            let n = write ? pwritev(fd, vectors.baseAddress, CInt(vectors.count), off_t(offset))
+                          : preadv(fd, vectors.baseAddress, CInt(vectors.count), off_t(offset))
+            if n == total { return nil }
+            if n < 0 && errno != EINTR { return Errno(rawValue: errno) }
+            if n == 0 { return .ioError }
+            return transferRest(fd: fd, write: write, Array(vectors), offset: offset, done: max(n, 0))
+        }
+        return transferRest(fd: fd, write: write, Array(vectors), offset: offset, done: 0)
+    }
+
+    /// `transfer` after the first `done` bytes moved.
+    private static func transferRest(fd: CInt, write: Bool, _ vectors: [iovec], offset: UInt64, done: Int) -> Errno? {
         var iov = vectors
-        var position = offset
+        var position = offset + UInt64(done)
         var index = 0
+        /// Drops `n` transferred bytes from the front of iov[index...].
+        func advance(_ n: Int) {
+            var left = n
+            while left > 0 && index < iov.count {
+                let len = iov[index].iov_len
+                if left >= len { left -= len; index += 1 } else {
+                    iov[index].iov_base = iov[index].iov_base.map { $0 + left }
+                    iov[index].iov_len = len - left
+                    left = 0
+                }
+            }
+        }
+        advance(done)
         while index < iov.count {
             if iov[index].iov_len == 0 { index += 1; continue }
             let count = min(iov.count - index, 1024)   // IOV_MAX
@@ -213,21 +247,13 @@ final class DiskImage: @unchecked Sendable {
             }
             if n == 0 { return .ioError }
             position += UInt64(n)
-            var left = n
-            while left > 0 && index < iov.count {
-                let len = iov[index].iov_len
-                if left >= len { left -= len; index += 1 } else {
-                    iov[index].iov_base = iov[index].iov_base.map { $0 + left }
-                    iov[index].iov_len = len - left
-                    left = 0
-                }
-            }
+            advance(n)
         }
         return nil
     }
 
     /// O_DIRECT through an aligned bounce buffer, 1 MiB at a time.
-    private func bounce(write: Bool, _ iovecs: [iovec], offset: UInt64, length: UInt64) -> Errno? {
+    private func bounce(write: Bool, _ iovecs: UnsafeBufferPointer<iovec>, offset: UInt64, length: UInt64) -> Errno? {
         let chunk = 1 << 20
         var buffer: UnsafeMutableRawPointer?
         guard posix_memalign(&buffer, max(directAlignment, 4096), chunk) == 0, let buffer else { return .noMemory }
@@ -235,9 +261,9 @@ final class DiskImage: @unchecked Sendable {
         var done: UInt64 = 0
         while done < length {
             let n = Int(min(UInt64(chunk), length - done))
-            let part = IOVecSlice.slice(iovecs, skip: done, length: UInt64(n))
+            let part = IOVecSlice.slice(Array(iovecs), skip: done, length: UInt64(n))
             if write { Self.gather(part, into: buffer) }
-            if let e = Self.transfer(fd: fd, write: write, [iovec(iov_base: buffer, iov_len: n)], offset: offset + done) {
+            if let e = Self.transfer(fd: fd, write: write, buffer, count: n, offset: offset + done) {
                 return e
             }
             if !write { Self.scatter(buffer, into: part) }

@@ -84,6 +84,9 @@ struct QueueHandler {
     var resubmit: [UInt16] = []
     /// Heads staged in the used ring since the last publish (the inflight "last batch").
     private var batchHeads: [UInt16] = []
+    /// Per-batch scratch, kept between batches so a batch allocates nothing.
+    private var completions: [Completion] = []
+    private var returnedEmpty: [UInt16] = []
 
     init(queue: Virtqueue, state: BlockState, callFD: CInt? = nil, errFD: CInt? = nil) {
         self.queue = queue
@@ -124,8 +127,8 @@ struct QueueHandler {
     @discardableResult
     mutating func processBatch() -> Int {
         guard broken == nil else { return 0 }
-        var completions: [Completion] = []
-        var returnedEmpty: [UInt16] = []
+        completions.removeAll(keepingCapacity: true)
+        returnedEmpty.removeAll(keepingCapacity: true)
         let limits = state.negotiatedLimits
         let writethrough = state.writethrough
         var taken = 0
@@ -154,7 +157,7 @@ struct QueueHandler {
                 continue
             }
             state.metrics.count(request.type)
-            let (status, written, isWrite) = execute(request)
+            let (status, written, isWrite) = execute(request, chain)
             completions.append(Completion(chain: chain, status: status, dataWritten: written,
                                           statusOffset: request.statusOffset,
                                           needsSync: writethrough && isWrite && status == .ok))
@@ -164,13 +167,15 @@ struct QueueHandler {
         }
         for c in completions {
             state.metrics.count(c.status)
-            _ = c.chain.copyToWritable(offset: c.statusOffset, bytes: [c.status.rawValue])
+            _ = withUnsafeBytes(of: c.status.rawValue) { c.chain.copyToWritable(offset: c.statusOffset, from: $0) }
             // used len: the bytes written into the chain, data (only on success) plus status.
             let length = (c.status == .ok ? c.dataWritten : 0) + 1
             stage(head: c.chain.head, length: length)
         }
         for head in returnedEmpty { stage(head: head, length: 0) }
         let count = completions.count + returnedEmpty.count
+        // Chains hold the memory map: drop them now, not at the next batch.
+        completions.removeAll(keepingCapacity: true)
         if count > 0, let ms = state.faults.delayMilliseconds {
             // delay,ms=D: the whole batch completes D ms late.
             FaultInjector.sleep(ms: ms)
@@ -228,7 +233,7 @@ struct QueueHandler {
 
     /// Runs one parsed request. Returns its status, the data bytes written into the
     /// chain, and whether it wrote to the disk.
-    private func execute(_ request: BlockRequest) -> (BlockStatus, UInt32, Bool) {
+    private func execute(_ request: BlockRequest, _ chain: DescriptorChain) -> (BlockStatus, UInt32, Bool) {
         let operation: BlockOperation
         switch request.operation {
         case let .success(op): operation = op
@@ -243,21 +248,27 @@ struct QueueHandler {
             return (.ioError, 0, operation.writesDisk)
         }
         switch operation {
-        case let .read(offset, iovecs, length):
-            if disk.read(iovecs, offset: offset, length: length) != nil { return (.ioError, 0, false) }
+        case let .read(offset, length):
+            let failed = chain.withIovecs(writable: true, skip: 0, length: length) {
+                disk.read($0, offset: offset, length: length)
+            }
+            if failed != nil { return (.ioError, 0, false) }
             state.metrics.bytesRead.add(length)
             return (.ok, UInt32(length), false)
-        case let .write(offset, iovecs, length):
-            if disk.write(iovecs, offset: offset, length: length) != nil { return (.ioError, 0, true) }
+        case let .write(offset, length):
+            let failed = chain.withIovecs(writable: false, skip: UInt64(BlockLayout.headerSize), length: length) {
+                disk.write($0, offset: offset, length: length)
+            }
+            if failed != nil { return (.ioError, 0, true) }
             state.metrics.bytesWritten.add(length)
             return (.ok, 0, true)
         case .flush:
             return (disk.flush() == nil ? .ok : .ioError, 0, false)
-        case let .getID(iovecs, length):
+        case let .getID(length):
             // NUL-padded to 20 bytes; no terminator when the ID is exactly 20 (5.2.6).
             var id = [UInt8](repeating: 0, count: BlockLayout.idBytes)
             for (i, b) in state.serial.prefix(BlockLayout.idBytes).enumerated() { id[i] = b }
-            id.withUnsafeBytes { DiskImage.scatter($0.baseAddress!, into: iovecs) }
+            _ = id.withUnsafeBytes { chain.copyToWritable(from: UnsafeRawBufferPointer(rebasing: $0[..<length])) }
             return (.ok, UInt32(length), false)
         case let .discard(segments):
             for s in segments {
@@ -311,7 +322,7 @@ extension BlockOperation {
     var sectorRange: (first: UInt64, count: UInt64)? {
         let shift = BlockLayout.sectorShift
         switch self {
-        case let .read(offset, _, length), let .write(offset, _, length):
+        case let .read(offset, length), let .write(offset, length):
             return (offset >> shift, (length + (1 << shift) - 1) >> shift)
         case let .discard(segments), let .writeZeroes(segments):
             guard let first = segments.map(\.sector).min(),

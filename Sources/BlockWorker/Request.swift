@@ -42,12 +42,14 @@ struct Segment: Equatable, Sendable {
 }
 
 /// A request the device will execute, every field already validated against the chain
-/// and the disk. Data iovecs point straight into guest memory (valid while `chain` lives).
+/// and the disk. Data stays in the chain: IN and GET_ID fill the first `length` writable
+/// bytes, OUT takes `length` readable bytes after the header (iovecs are built on the
+/// stack when the request runs, straight over guest memory).
 enum BlockOperation {
-    case read(offset: UInt64, iovecs: [iovec], length: UInt64)
-    case write(offset: UInt64, iovecs: [iovec], length: UInt64)
+    case read(offset: UInt64, length: UInt64)
+    case write(offset: UInt64, length: UInt64)
     case flush
-    case getID(iovecs: [iovec], length: Int)
+    case getID(length: Int)
     case discard([Segment])
     case writeZeroes([Segment])
 }
@@ -125,15 +127,17 @@ struct BlockRequest {
     static func parse(_ chain: DescriptorChain, limits: RequestLimits) -> BlockRequest? {
         guard chain.writableLength >= 1 else { return nil }
         let statusOffset = Int(chain.writableLength) - 1
+        // The header is copied once into a stack value, then decoded from the copy.
+        var header: (UInt64, UInt64) = (0, 0)
         guard chain.readableLength >= UInt32(BlockLayout.headerSize),
-              let header = chain.readableBytes(count: BlockLayout.headerSize)
+              withUnsafeMutableBytes(of: &header, { chain.copyFromReadable(into: $0) }) == BlockLayout.headerSize
         else {
             // The type is unknowable without a header; report it as "unknown".
             return BlockRequest(rawType: .max, statusOffset: statusOffset,
                                 operation: .failure(.headerTooShort(readable: chain.readableLength)))
         }
-        let rawType = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
-        let sector = header.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+        let rawType = withUnsafeBytes(of: header) { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        let sector = UInt64(littleEndian: header.1)
         return BlockRequest(rawType: rawType, statusOffset: statusOffset,
                             operation: operation(rawType, sector: sector, chain: chain, limits: limits))
     }
@@ -156,12 +160,7 @@ struct BlockRequest {
             }
             // sector <= capacity < 2^55, so the byte offset cannot overflow.
             let offset = sector << BlockLayout.sectorShift
-            if type == .in {
-                let iovecs = IOVecSlice.slice(chain.writableIovecs(), skip: 0, length: length)
-                return .success(.read(offset: offset, iovecs: iovecs, length: length))
-            }
-            let iovecs = IOVecSlice.slice(chain.readableIovecs(), skip: UInt64(BlockLayout.headerSize), length: length)
-            return .success(.write(offset: offset, iovecs: iovecs, length: length))
+            return .success(type == .in ? .read(offset: offset, length: length) : .write(offset: offset, length: length))
 
         case .flush:
             return .success(.flush)
@@ -169,8 +168,7 @@ struct BlockRequest {
         case .getID:
             if readableData != 0 { return .failure(.wrongDirection(.getID)) }
             let length = Int(min(writableData, UInt64(BlockLayout.idBytes)))
-            return .success(.getID(iovecs: IOVecSlice.slice(chain.writableIovecs(), skip: 0, length: UInt64(length)),
-                                   length: length))
+            return .success(.getID(length: length))
 
         case .discard, .writeZeroes:
             let negotiated = type == .discard ? limits.discard : limits.writeZeroes

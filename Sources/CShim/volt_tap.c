@@ -80,7 +80,10 @@ long volt_readv(int fd, const void *iov, int iovcnt) {
     return r < 0 ? -errno : r;
 }
 long volt_writev(int fd, const void *iov, int iovcnt) {
-    long r = writev(fd, (const struct iovec *)iov, iovcnt);
+    const struct iovec *v = (const struct iovec *)iov;
+    /* One vector (a frame in one guest buffer, the usual TX layout): plain write(),
+       which skips the kernel's iovec import. */
+    long r = iovcnt == 1 ? write(fd, v[0].iov_base, v[0].iov_len) : writev(fd, v, iovcnt);
     return r < 0 ? -errno : r;
 }
 const unsigned long volt_tunsetoffload_request = TUNSETOFFLOAD;

@@ -26,6 +26,9 @@ final class QueueHandler {
     var metrics = Metrics()
     /// Injected faults (`--fault`), shared by the pairs; empty normally.
     let faults: FaultInjector
+    /// `drop` / `corrupt` percentages, looked up once (0 normally).
+    private let dropPercent: Int
+    private let corruptPercent: Int
 
     var rx: Virtqueue?
     var tx: Virtqueue?
@@ -40,10 +43,12 @@ final class QueueHandler {
     /// The pair's TAP queue is attached (multiqueue: VQ_PAIRS_SET may detach it).
     var tapAttached = true
 
-    /// RX chains taken from the ring and not yet used, with their avail index.
-    /// RX chains taken from the ring, with their guest-memory iovecs computed once when
-    /// cached (rebuilding them for every read dominated RX with MRG_RXBUF).
-    private(set) var rxCache: [(chain: DescriptorChain, availIndex: UInt16, iovecs: [iovec])] = []
+    /// RX chains taken from the ring and not yet used, with their avail index, oldest
+    /// first. Usually one: a frame is read into the first chain (and a bounce buffer for
+    /// any overflow); more are taken only for frames that span buffers (MRG_RXBUF).
+    private var rxCache: [(chain: DescriptorChain, availIndex: UInt16)] = []
+    /// Sum of the cached chains' writable lengths.
+    private var rxCacheSpace = 0
     /// A frame read from the TAP that did not fit the buffers offered then (MRG_RXBUF only).
     private(set) var pendingFrame: [UInt8]?
     /// The guest offered no RX buffers: the TAP is not polled until an RX kick.
@@ -58,6 +63,8 @@ final class QueueHandler {
 
     init(pairIndex: Int, tap: Tap, faults: FaultInjector = FaultInjector([])) {
         self.faults = faults
+        dropPercent = faults.dropPercent
+        corruptPercent = faults.corruptPercent
         self.pairIndex = pairIndex
         self.tap = tap
         bounce = .allocate(byteCount: Self.maxFrame, alignment: 16)
@@ -113,13 +120,13 @@ final class QueueHandler {
                 break
             }
             processed += 1
-            if faults.dropPercent > 0, faults.roll(faults.dropPercent) {
+            if dropPercent > 0, faults.roll(dropPercent) {
                 // drop,percent=P: the frame never reaches the TAP.
                 metrics.faultsInjected += 1
                 returnChain(&q, head: chain.head, length: 0)
                 continue
             }
-            let corrupt = faults.corruptPercent > 0 && faults.roll(faults.corruptPercent)
+            let corrupt = corruptPercent > 0 && faults.roll(corruptPercent)
             switch transmit(chain, corrupt: corrupt) {
             case let .sent(bytes):
                 metrics.txFrames += 1
@@ -179,8 +186,8 @@ final class QueueHandler {
         var delivered = 0
         loop: while true {
             if delivered >= budget { more = true; break }
-            if pendingFrame != nil {
-                if !fillCache(&q) { break }
+            if let frame = pendingFrame {
+                if !fillCache(&q, space: frame.count) { break }
                 switch deliverPending(&q) {
                 case .delivered: delivered += 1; continue
                 case .dropped: continue
@@ -225,22 +232,22 @@ final class QueueHandler {
         return false
     }
 
-    /// Takes available RX chains into the cache: one without MRG_RXBUF; with it, enough
-    /// for the largest frame. Malformed chains go straight back. False if the ring broke.
-    private func fillCache(_ q: inout Virtqueue) -> Bool {
-        var cached = rxCache.reduce(0) { $0 + Int($1.chain.writableLength) }
-        while mergeable ? (cached < Self.maxFrame && rxCache.count < Int(q.size)) : rxCache.isEmpty {
+    /// Takes available RX chains into the cache until it holds at least one chain and
+    /// `space` bytes (or the ring is empty; more than one only with MRG_RXBUF).
+    /// Malformed chains go straight back. False if the ring broke.
+    private func fillCache(_ q: inout Virtqueue, space: Int = 0) -> Bool {
+        while rxCache.isEmpty || (mergeable && rxCacheSpace < space && rxCache.count < Int(q.size)) {
             let index = q.nextAvail
             do {
                 guard let chain = try q.popAvailable() else { return true }
                 // Each RX buffer holds at least the header (5.1.6.3.1); readv needs few iovecs.
-                guard chain.writableLength >= UInt32(NetHeader.size), chain.writable.count < Self.maxIovecs - 2 else {
+                guard chain.writableLength >= UInt32(NetHeader.size), chain.writableCount < Self.maxIovecs - 2 else {
                     metrics.rxMalformedChains += 1
                     returnChain(&q, head: chain.head, length: 0)
                     continue
                 }
-                rxCache.append((chain, index, chain.writableIovecs()))
-                cached += Int(chain.writableLength)
+                rxCache.append((chain, index))
+                rxCacheSpace += Int(chain.writableLength)
             } catch {
                 if case let .malformedChain(head, _) = error {
                     metrics.rxMalformedChains += 1
@@ -258,53 +265,48 @@ final class QueueHandler {
     enum ReceiveOutcome { case empty, delivered, dropped, pending, failed(Int32) }
 
     /// One readv from the TAP: the header into a local copy (patched, then copied), the
-    /// frame into the cached chains, and whatever does not fit into the bounce buffer, so
-    /// the kernel never truncates a frame silently.
+    /// frame into the first cached chain, and whatever does not fit into the bounce
+    /// buffer, so the kernel never truncates a frame silently. With MRG_RXBUF the
+    /// overflow is then copied into further chains (or kept until the guest offers them).
     private func receive(_ q: inout Virtqueue) -> ReceiveOutcome {
-        var iovecs: [iovec] = [iovec(iov_base: header, iov_len: NetHeader.size)]
-        iovecs.reserveCapacity(Self.maxIovecs)
-        var chainsInRead = 0
-        var guestSpace = 0
-        for (i, entry) in rxCache.enumerated() {
-            if i > 0 && !mergeable { break }
-            var v = entry.iovecs
-            if iovecs.count + v.count + 1 > Self.maxIovecs { break }
-            if i == 0 { Self.skip(NetHeader.size, in: &v) }
-            iovecs += v
-            guestSpace += Int(entry.chain.writableLength)
-            chainsInRead += 1
-        }
-        iovecs.append(iovec(iov_base: bounce, iov_len: Self.maxFrame))
-        let capacity = guestSpace + Self.maxFrame
-        var n: Int
+        let first = rxCache[0].chain
+        let firstSpace = Int(first.writableLength)
+        var n = 0
         repeat {
-            n = withExtendedLifetime(rxCache) {
-                iovecs.withUnsafeBufferPointer { Int(volt_readv(tap.fd.rawValue, $0.baseAddress, CInt($0.count))) }
+            n = first.withIovecs(writable: true, skip: UInt64(NetHeader.size), length: .max) { data in
+                withUnsafeTemporaryAllocation(of: iovec.self, capacity: data.count + 2) { v in
+                    v[0] = iovec(iov_base: header, iov_len: NetHeader.size)
+                    _ = UnsafeMutableBufferPointer(rebasing: v[1...]).initialize(fromContentsOf: data)
+                    v[data.count + 1] = iovec(iov_base: bounce, iov_len: Self.maxFrame)
+                    return Int(volt_readv(tap.fd.rawValue, v.baseAddress, CInt(data.count + 2)))
+                }
             }
         } while n == -Int(EINTR)
         if n == -Int(EAGAIN) { return .empty }
         if n < 0 { return .failed(Int32(-n)) }
         if n == 0 { return .empty }
-        if n < NetHeader.size || n >= capacity {
+        if n < NetHeader.size || n >= firstSpace + Self.maxFrame {
             // No room for a header, or the read may have been cut: never deliver it.
             metrics.rxDroppedTooBig += 1
             return .dropped
         }
-        if faults.dropPercent > 0, faults.roll(faults.dropPercent) {
+        if dropPercent > 0, faults.roll(dropPercent) {
             // drop,percent=P: the frame is read and discarded; the buffers stay cached.
             metrics.faultsInjected += 1
             return .dropped
         }
-        if faults.corruptPercent > 0, faults.roll(faults.corruptPercent) {
-            Self.flipByte(in: iovecs, frameLength: n)
+        let overflow = max(0, n - firstSpace)
+        if corruptPercent > 0, faults.roll(corruptPercent) {
+            first.withIovecs(writable: true, skip: UInt64(NetHeader.size), length: UInt64(firstSpace - NetHeader.size)) { data in
+                Self.flipByte(in: [iovec(iov_base: header, iov_len: NetHeader.size)] + data
+                                  + [iovec(iov_base: bounce, iov_len: overflow)], frameLength: n)
+            }
             metrics.faultsInjected += 1
         }
         faults.completed(1)
         patchHeaderFlags()
-        if n <= guestSpace {
-            deliver(&q, frameLength: n, chains: chainsInRead) { chain in
-                chain.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: header, count: NetHeader.size))
-            }
+        if overflow == 0 {
+            deliver(&q, frameLength: n, chains: 1)
             return .delivered
         }
         guard mergeable else {
@@ -312,27 +314,43 @@ final class QueueHandler {
             metrics.rxDroppedTooBig += 1
             return .dropped
         }
-        // Keep it until the guest offers enough buffers.
+        // The rest goes into further chains, taken now; if the guest has not offered
+        // enough, keep the frame until it does.
+        guard fillCache(&q, space: n), rxCacheSpace >= n else {
+            keepPending(frameLength: n, overflow: overflow)
+            return .pending
+        }
+        var offset = 0
+        var chains = 1
+        while offset < overflow {
+            let chain = rxCache[chains].chain
+            offset += chain.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: bounce + offset, count: overflow - offset))
+            chains += 1
+        }
+        deliver(&q, frameLength: n, chains: chains)
+        return .delivered
+    }
+
+    /// Copies a frame that did not fit the buffers offered so far out of the first
+    /// chain and the bounce buffer, header first.
+    private func keepPending(frameLength n: Int, overflow: Int) {
         var frame = [UInt8](repeating: 0, count: n)
         frame.withUnsafeMutableBytes { out in
-            var done = 0
-            for v in iovecs where done < n {
-                let k = min(v.iov_len, n - done)
-                if k > 0, let base = v.iov_base { (out.baseAddress! + done).copyMemory(from: base, byteCount: k) }
-                done += k
-            }
+            out.baseAddress!.copyMemory(from: header, byteCount: NetHeader.size)
+            let inFirst = n - overflow - NetHeader.size
+            _ = rxCache[0].chain.copyFromWritable(offset: NetHeader.size,
+                                                  into: UnsafeMutableRawBufferPointer(rebasing: out[NetHeader.size..<(NetHeader.size + inFirst)]))
+            (out.baseAddress! + n - overflow).copyMemory(from: bounce, byteCount: overflow)
         }
         pendingFrame = frame
-        return .pending
     }
 
     private enum PendingOutcome { case delivered, dropped, needBuffers }
 
     /// Copies the waiting frame into cached chains once they can hold it.
     private func deliverPending(_ q: inout Virtqueue) -> PendingOutcome {
-        guard var frame = pendingFrame else { return .delivered }
-        let space = rxCache.reduce(0) { $0 + Int($1.chain.writableLength) }
-        if space < frame.count {
+        guard let frame = pendingFrame else { return .delivered }
+        if rxCacheSpace < frame.count {
             // Every descriptor is already ours: it can never fit.
             if rxCache.count >= Int(q.size) {
                 metrics.rxDroppedTooBig += 1
@@ -343,50 +361,32 @@ final class QueueHandler {
         }
         pendingFrame = nil
         var offset = 0
-        var used = 0
-        while offset < frame.count {
-            offset += Int(rxCache[used].chain.writableLength)
-            used += 1
-        }
-        let count = UInt16(clamping: used)
-        frame[NetHeader.numBuffersOffset] = UInt8(count & 0xff)
-        frame[NetHeader.numBuffersOffset + 1] = UInt8(count >> 8)
-        offset = 0
+        var chains = 0
         frame.withUnsafeBytes { bytes in
-            for i in 0..<used {
-                let chain = rxCache[i].chain
-                let k = min(Int(chain.writableLength), frame.count - offset)
-                _ = chain.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + k)]))
+            while offset < frame.count {
+                let k = min(Int(rxCache[chains].chain.writableLength), frame.count - offset)
+                _ = rxCache[chains].chain.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + k)]))
                 offset += k
+                chains += 1
             }
+            header.copyMemory(from: bytes.baseAddress!, byteCount: NetHeader.size)
         }
-        finish(&q, frameLength: frame.count, chains: used)
+        deliver(&q, frameLength: frame.count, chains: chains)
         return .delivered
     }
 
-    /// Sets num_buffers in the local header and writes it into the first chain, then
-    /// returns the chains the frame filled.
-    private func deliver(_ q: inout Virtqueue, frameLength n: Int, chains: Int,
-                         writeHeader: (DescriptorChain) -> Int) {
-        var used = 0
-        var covered = 0
-        while covered < n && used < chains {
-            covered += Int(rxCache[used].chain.writableLength)
-            used += 1
-        }
+    /// Sets num_buffers in the local header and writes it into the first chain (whose
+    /// data part is already filled), then returns the `chains` the frame filled.
+    private func deliver(_ q: inout Virtqueue, frameLength n: Int, chains used: Int) {
         // 5.1.6.4: num_buffers = chains used (1 without MRG_RXBUF).
-        let count = UInt16(clamping: used)
-        header.storeBytes(of: count.littleEndian, toByteOffset: NetHeader.numBuffersOffset, as: UInt16.self)
-        _ = writeHeader(rxCache[0].chain)
-        finish(&q, frameLength: n, chains: used)
-    }
-
-    private func finish(_ q: inout Virtqueue, frameLength n: Int, chains used: Int) {
+        header.storeBytes(of: UInt16(clamping: used).littleEndian, toByteOffset: NetHeader.numBuffersOffset, as: UInt16.self)
+        _ = rxCache[0].chain.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: header, count: NetHeader.size))
         var remaining = n
         for i in 0..<used {
             let chain = rxCache[i].chain
             let k = min(Int(chain.writableLength), remaining)
             remaining -= k
+            rxCacheSpace -= Int(chain.writableLength)
             returnChain(&q, head: chain.head, length: UInt32(k))
         }
         rxCache.removeFirst(used)
@@ -402,7 +402,7 @@ final class QueueHandler {
 
     /// `corrupt` faults: inverts the middle byte of the frame after the virtio-net header
     /// (`frameLength` bytes, header included, laid out over `iovecs`).
-    static func flipByte(in iovecs: [iovec], frameLength: Int) {
+    static func flipByte<C: Collection<iovec>>(in iovecs: C, frameLength: Int) {
         guard frameLength > NetHeader.size else { return }
         var at = NetHeader.size + (frameLength - NetHeader.size) / 2
         for v in iovecs {
@@ -415,28 +415,13 @@ final class QueueHandler {
         }
     }
 
-    /// Removes the first `count` bytes from an iovec list.
-    static func skip(_ count: Int, in v: inout [iovec]) {
-        var left = count
-        while left > 0, !v.isEmpty {
-            if v[0].iov_len <= left {
-                left -= v[0].iov_len
-                v.removeFirst()
-            } else {
-                v[0].iov_base = v[0].iov_base.map { $0 + left }
-                v[0].iov_len -= left
-                left = 0
-            }
-        }
-    }
-
     // MARK: - Stopping
 
     /// Gives back what the RX side holds: the next avail index to report. Cached chains
     /// that form the tail of the consumed range are un-consumed; otherwise (a malformed
     /// chain was returned in between) they are returned empty. A waiting frame is dropped.
     func releaseRX() {
-        guard var q = rx else { rxCache.removeAll(); return }
+        guard var q = rx else { rxCache.removeAll(); rxCacheSpace = 0; return }
         if pendingFrame != nil {
             metrics.rxDroppedNoBuffers += 1
             pendingFrame = nil
@@ -452,6 +437,7 @@ final class QueueHandler {
             }
         }
         rxCache.removeAll()
+        rxCacheSpace = 0
         rx = q
     }
 

@@ -30,7 +30,7 @@ public struct DescriptorBuffer: Equatable {
 public struct DescriptorChain: RandomAccessCollection {
     /// Descriptor table index of the chain's head: what `addUsed(head:length:)` returns.
     public let head: UInt16
-    public let buffers: [DescriptorBuffer]
+    public let buffers: DescriptorList
     /// Number of leading device-readable buffers.
     public let readableCount: Int
     /// Total bytes of readable / writable buffers (their sum is < 2^32).
@@ -43,10 +43,16 @@ public struct DescriptorChain: RandomAccessCollection {
     public var endIndex: Int { buffers.endIndex }
     public subscript(position: Int) -> DescriptorBuffer { buffers[position] }
 
+    /// Number of trailing device-writable buffers.
+    public var writableCount: Int { buffers.count - readableCount }
+    /// Positions of the readable / writable buffers in `buffers`.
+    @usableFromInline var readableRange: Range<Int> { 0..<readableCount }
+    @usableFromInline var writableRange: Range<Int> { readableCount..<buffers.count }
+
     /// Driver→device buffers.
-    public var readable: ArraySlice<DescriptorBuffer> { buffers[..<readableCount] }
+    public var readable: Slice<DescriptorList> { buffers[..<readableCount] }
     /// Device→driver buffers.
-    public var writable: ArraySlice<DescriptorBuffer> { buffers[readableCount...] }
+    public var writable: Slice<DescriptorList> { buffers[readableCount...] }
 }
 
 /// One descriptor, each field loaded exactly once (struct virtq_desc, 2.7.5).
@@ -71,7 +77,9 @@ struct ChainParser {
     let memory: MemoryMap
     /// Queue size N: direct table size and the limit on buffers per chain.
     let queueSize: UInt16
-    var buffers: [DescriptorBuffer] = []
+    var buffers = DescriptorList()
+    /// Number of leading readable buffers (all of them until the first writable one).
+    var readableCount = 0
     var readableLength: UInt64 = 0
     var writableLength: UInt64 = 0
 
@@ -82,13 +90,12 @@ struct ChainParser {
 
     /// `table` points at the validated descriptor table of `queueSize` entries.
     static func parse(head: UInt16, table: UnsafeRawPointer, queueSize: UInt16,
-                      memory: MemoryMap) -> Result<DescriptorChain, DescriptorChainError> {
+                      memory: MemoryMap) throws(DescriptorChainError) -> DescriptorChain {
         var parser = ChainParser(memory: memory, queueSize: queueSize)
-        if let error = parser.walk(head: head, table: table) { return .failure(error) }
-        let readableCount = parser.buffers.firstIndex(where: \.writable) ?? parser.buffers.count
-        return .success(DescriptorChain(head: head, buffers: parser.buffers, readableCount: readableCount,
-                                        readableLength: UInt32(parser.readableLength),
-                                        writableLength: UInt32(parser.writableLength), memory: memory))
+        if let error = parser.walk(head: head, table: table) { throw error }
+        return DescriptorChain(head: head, buffers: parser.buffers, readableCount: parser.readableCount,
+                               readableLength: UInt32(parser.readableLength),
+                               writableLength: UInt32(parser.writableLength), memory: memory)
     }
 
     mutating func walk(head: UInt16, table: UnsafeRawPointer) -> DescriptorChainError? {
@@ -145,7 +152,7 @@ struct ChainParser {
         guard buffers.count < Int(queueSize) else { return .chainTooLong(limit: queueSize) }
         let writable = d.flags.contains(.write)
         // Writable buffers come after all readable ones (2.7.4.2).
-        if !writable, buffers.last?.writable == true { return .readableAfterWritable(position: buffers.count) }
+        if !writable, readableCount < buffers.count { return .readableAfterWritable(position: buffers.count) }
         // At most 2^32 - 1 bytes in total (2.7.5.2), so totals fit the used ring's le32 len.
         guard readableLength + writableLength + UInt64(d.length) <= UInt64(UInt32.max) else { return .lengthOverflow }
         let address = GuestAddress(d.address)
@@ -153,7 +160,7 @@ struct ChainParser {
         guard let host = try? memory.pointer(at: address, length: UInt64(d.length)) else {
             return .bufferOutOfMemory(address, length: d.length)
         }
-        if writable { writableLength += UInt64(d.length) } else { readableLength += UInt64(d.length) }
+        if writable { writableLength += UInt64(d.length) } else { readableLength += UInt64(d.length); readableCount += 1 }
         buffers.append(DescriptorBuffer(address: address, length: d.length, writable: writable, host: host))
         return nil
     }

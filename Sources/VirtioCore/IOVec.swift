@@ -5,28 +5,61 @@ import Glibc
 /// MemoryMap) is alive, e.g. inside `withExtendedLifetime(chain)`.
 extension DescriptorChain {
     /// Driver→device buffers, for writev/pwritev (data out of the guest).
-    public func readableIovecs() -> [iovec] { Self.iovecs(readable) }
+    public func readableIovecs() -> [iovec] { iovecs(readableRange) }
 
     /// Device→driver buffers, for readv/preadv (data into the guest), at most
     /// `limit` bytes in total (the last iovec is shortened).
-    public func writableIovecs(limit: UInt32 = .max) -> [iovec] { Self.iovecs(writable, limit: limit) }
+    public func writableIovecs(limit: UInt32 = .max) -> [iovec] { iovecs(writableRange, limit: limit) }
 
     /// Runs `body` with the readable or writable iovecs, keeping guest memory mapped.
+    /// The iovecs live on the stack (no heap allocation for chains of typical length).
+    @inlinable
     public func withIovecs<R>(writable: Bool, _ body: (UnsafeBufferPointer<iovec>) throws -> R) rethrows -> R {
-        let vectors = writable ? writableIovecs() : readableIovecs()
-        return try withExtendedLifetime(self) { try vectors.withUnsafeBufferPointer(body) }
+        try withIovecs(writable: writable, skip: 0, length: UInt64.max, body)
     }
 
-    static func iovecs(_ buffers: ArraySlice<DescriptorBuffer>, limit: UInt32 = .max) -> [iovec] {
-        var remaining = limit
-        var result: [iovec] = []
-        result.reserveCapacity(buffers.count)
-        for b in buffers where remaining > 0 {
-            let length = Swift.min(b.length, remaining)
-            remaining -= length
-            result.append(iovec(iov_base: b.host, iov_len: Int(length)))
+    /// Same, over bytes [skip, skip + length) of the readable or writable part only
+    /// (fewer if the part is shorter): e.g. a request's data between header and status.
+    /// Inlinable so callers get it specialized (a generic call costs more than the work).
+    @inlinable
+    public func withIovecs<R>(writable: Bool, skip: UInt64, length: UInt64,
+                              _ body: (UnsafeBufferPointer<iovec>) throws -> R) rethrows -> R {
+        let part = writable ? writableRange : readableRange
+        return try withUnsafeTemporaryAllocation(of: iovec.self, capacity: Swift.max(part.count, 1)) { storage in
+            let n = fill(storage, from: part, skip: skip, length: length)
+            return try withExtendedLifetime(self) { try body(UnsafeBufferPointer(rebasing: storage[..<n])) }
         }
-        return result
+    }
+
+    func iovecs(_ part: Range<Int>, limit: UInt32 = .max) -> [iovec] {
+        [iovec](unsafeUninitializedCapacity: Swift.max(part.count, 1)) { storage, n in
+            n = fill(storage, from: part, skip: 0, length: UInt64(limit))
+        }
+    }
+
+    /// Writes the iovecs for bytes [skip, skip + length) of the buffers at positions
+    /// `part` into `storage` (room for one per buffer); returns how many. Zero-length
+    /// pieces are left out.
+    @usableFromInline
+    func fill(_ storage: UnsafeMutableBufferPointer<iovec>, from part: Range<Int>,
+              skip: UInt64, length: UInt64) -> Int {
+        var toSkip = skip
+        var remaining = length
+        var n = 0
+        for i in part where remaining > 0 {
+            let b = buffers[i]
+            var len = UInt64(b.length)
+            if toSkip >= len { toSkip -= len; continue }
+            len -= toSkip
+            let take = Swift.min(len, remaining)
+            if take > 0 {
+                storage.initializeElement(at: n, to: iovec(iov_base: b.host + Int(toSkip), iov_len: Int(take)))
+                n += 1
+            }
+            toSkip = 0
+            remaining -= take
+        }
+        return n
     }
 }
 
@@ -37,7 +70,16 @@ extension DescriptorChain {
     /// readable part. Returns the number copied (less if the readable part is shorter).
     public func copyFromReadable(offset: Int = 0, into destination: UnsafeMutableRawBufferPointer) -> Int {
         guard let base = destination.baseAddress else { return 0 }
-        return Self.copy(readable, offset: offset, count: destination.count) { host, done, n in
+        return copy(readableRange, offset: offset, count: destination.count) { host, done, n in
+            (base + done).copyMemory(from: host, byteCount: n)
+        }
+    }
+
+    /// Copies up to `destination.count` bytes of the writable part starting `offset`
+    /// bytes in (e.g. data a device placed there itself). Returns the number copied.
+    public func copyFromWritable(offset: Int = 0, into destination: UnsafeMutableRawBufferPointer) -> Int {
+        guard let base = destination.baseAddress else { return 0 }
+        return copy(writableRange, offset: offset, count: destination.count) { host, done, n in
             (base + done).copyMemory(from: host, byteCount: n)
         }
     }
@@ -54,7 +96,7 @@ extension DescriptorChain {
     /// number copied (less if the writable part is shorter).
     public func copyToWritable(offset: Int = 0, from source: UnsafeRawBufferPointer) -> Int {
         guard let base = source.baseAddress else { return 0 }
-        return Self.copy(writable, offset: offset, count: source.count) { host, done, n in
+        return copy(writableRange, offset: offset, count: source.count) { host, done, n in
             host.copyMemory(from: base + done, byteCount: n)
         }
     }
@@ -64,12 +106,13 @@ extension DescriptorChain {
     }
 
     /// Walks `count` bytes of `buffers` from `offset`, calling `move(host, done, n)`.
-    private static func copy(_ buffers: ArraySlice<DescriptorBuffer>, offset: Int, count: Int,
-                             _ move: (UnsafeMutableRawPointer, Int, Int) -> Void) -> Int {
+    private func copy(_ part: Range<Int>, offset: Int, count: Int,
+                      _ move: (UnsafeMutableRawPointer, Int, Int) -> Void) -> Int {
         guard offset >= 0, count > 0 else { return 0 }
         var skip = offset
         var done = 0
-        for b in buffers where done < count {
+        for i in part where done < count {
+            let b = buffers[i]
             let length = Int(b.length)
             if skip >= length { skip -= length; continue }
             let n = Swift.min(length - skip, count - done)

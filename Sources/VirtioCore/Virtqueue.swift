@@ -127,9 +127,10 @@ public struct Virtqueue {
         let slot = Int(nextAvail & (size - 1))
         let head = UInt16(littleEndian: volt_load_u16(avail + SplitRingLayout.availEntryOffset(slot)))
         nextAvail &+= 1
-        switch ChainParser.parse(head: head, table: desc, queueSize: size, memory: memory) {
-        case let .success(chain): return chain
-        case let .failure(error): throw .malformedChain(head: head, error)
+        do {
+            return try ChainParser.parse(head: head, table: desc, queueSize: size, memory: memory)
+        } catch {
+            throw .malformedChain(head: head, error)
         }
     }
 }
@@ -139,9 +140,10 @@ extension Virtqueue {
     /// ring: for resubmitting a head taken before a back-end restart (vhost-user
     /// inflight tracking). Validated exactly like a popped chain.
     public func chain(head: UInt16) throws(VirtqueueError) -> DescriptorChain {
-        switch ChainParser.parse(head: head, table: desc, queueSize: size, memory: memory) {
-        case let .success(chain): return chain
-        case let .failure(error): throw .malformedChain(head: head, error)
+        do {
+            return try ChainParser.parse(head: head, table: desc, queueSize: size, memory: memory)
+        } catch {
+            throw .malformedChain(head: head, error)
         }
     }
 

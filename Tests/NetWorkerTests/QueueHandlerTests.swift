@@ -15,6 +15,18 @@ import VirtioCore
         return try DeviceHarness(features: features, queueSize: queueSize)
     }
 
+    /// The used RX buffers of one frame spanning several (MRG_RXBUF), in used order.
+    private func receiveSpanning(_ h: DeviceHarness, _ posted: [UInt16: GuestAddress], bytes: Int) throws -> [[UInt8]] {
+        var chunks: [[UInt8]] = []
+        var total = 0
+        while total < bytes {
+            let used = try #require(try h.waitUsed(0))
+            chunks.append(try h.map.read(at: try #require(posted[UInt16(used.id)]), count: Int(used.length)))
+            total += Int(used.length)
+        }
+        return chunks
+    }
+
     @Test func txFramesReachTheTap() throws {
         guard let h = try harness(Self.base) else { return }
         defer { h.close() }
@@ -60,14 +72,7 @@ import VirtioCore
         usleep(50_000)
         let frame = DeviceHarness.frame("VOLT-NET-RX big", length: 1000)
         #expect(h.peerSend(frame))
-        var chunks: [[UInt8]] = []
-        var total = 0
-        while total < 12 + frame.count {
-            let used = try #require(try h.waitUsed(0))
-            let address = try #require(posted[UInt16(used.id)])
-            chunks.append(try h.map.read(at: address, count: Int(used.length)))
-            total += Int(used.length)
-        }
+        let chunks = try receiveSpanning(h, posted, bytes: 12 + frame.count)
         #expect(chunks.count == 4, "1012 bytes in 256-byte buffers")
         #expect(chunks[0][10] == 4 && chunks[0][11] == 0, "num_buffers = 4")
         #expect(Array(chunks.joined().dropFirst(12)) == frame)
@@ -93,6 +98,24 @@ import VirtioCore
         let bytes = try h.map.read(at: try #require(posted[UInt16(used.id)]), count: Int(used.length))
         #expect(Array(bytes[12...]) == small)
         #expect(h.device.metrics().rxDroppedTooBig == 1)
+    }
+
+    /// MRG_RXBUF: a frame larger than the buffers offered so far waits (read from the
+    /// TAP, kept by the worker) until the guest offers enough, then spans them in order.
+    @Test func mergeableFrameWaitsForEnoughBuffers() throws {
+        guard let h = try harness(Self.base | NetFeature.mrgRxbuf) else { return }
+        defer { h.close() }
+        var posted = try h.postRX(count: 2, size: 256)
+        usleep(50_000)
+        let frame = DeviceHarness.frame("VOLT-NET-RX pending", length: 1000)
+        #expect(h.peerSend(frame))
+        usleep(200_000)
+        #expect(try h.rx.usedIndex() == 0, "512 bytes offered, 1012 needed: nothing used yet")
+        for (k, v) in try h.postRX(count: 4, size: 256) { posted[k] = v }
+        let chunks = try receiveSpanning(h, posted, bytes: 12 + frame.count)
+        #expect(chunks.count == 4 && chunks[0][10] == 4, "num_buffers = 4")
+        #expect(Array(chunks.joined().dropFirst(12)) == frame)
+        #expect(h.device.metrics().rxFrames == 1)
     }
 
     @Test func backPressureHoldsFramesInTheTapUntilBuffersArrive() throws {

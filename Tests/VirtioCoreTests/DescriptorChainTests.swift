@@ -194,6 +194,21 @@ struct ChainCase: Sendable, CustomStringConvertible {
         #expect(try device.popAvailable()?.count == 8)
     }
 
+    /// Past the inline capacity the buffers spill to an array: order and the
+    /// readable/writable split must be the same either way.
+    @Test func longChainKeepsOrderPastInlineCapacity() throws {
+        var driver = try DriverQueue(memory: makeMemory(size: memorySize), size: queueSize, at: 0)
+        var device = try driver.deviceQueue()
+        let addresses = (0..<7).map { GuestAddress(0x10000 + UInt64($0) * 0x100) }
+        try driver.addChain(addresses.enumerated().map { DriverBuffer($1, length: 0x10, writable: $0 >= 3) })
+        try driver.publish()
+        let chain = try #require(try device.popAvailable())
+        #expect(chain.count == 7 && chain.readableCount == 3)
+        #expect(chain.buffers.map(\.address) == addresses)
+        #expect(Array(chain.writable.map(\.address)) == Array(addresses[3...]))
+        #expect(chain.readableLength == 0x30 && chain.writableLength == 0x40)
+    }
+
     /// The chain is a copy: rewriting descriptors after the pop changes nothing.
     @Test func chainIsImmuneToLaterGuestWrites() throws {
         var driver = try DriverQueue(memory: makeMemory(size: memorySize), size: queueSize, at: 0)

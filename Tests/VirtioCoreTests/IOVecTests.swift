@@ -33,6 +33,23 @@ import VirtioCore
         #expect(try c.memory.read(at: 0x20100, count: 2) == [5, 0])
     }
 
+    /// A window of the writable part (e.g. block data between header and status):
+    /// skipped bytes and the cut at `length` can fall inside a buffer; empty pieces are left out.
+    @Test func iovecWindowSkipsAndCuts() throws {
+        let c = try chain([
+            DriverBuffer(0x10000, length: 16),
+            DriverBuffer(0x20000, length: 4, writable: true), DriverBuffer(0x20100, length: 0, writable: true),
+            DriverBuffer(0x20200, length: 6, writable: true),
+        ])
+        let window = c.withIovecs(writable: true, skip: 2, length: 5) { v in
+            v.map { ($0.iov_base! - c.withIovecs(writable: true) { $0[0].iov_base! }, $0.iov_len) }
+        }
+        #expect(window.map(\.1) == [2, 3])
+        #expect(window[0].0 == 2)
+        let header = c.withIovecs(writable: false, skip: 16, length: 100) { $0.count }
+        #expect(header == 0)
+    }
+
     @Test func copiesSpanDescriptors() throws {
         let c = try chain([
             DriverBuffer(0x10000, length: 2), DriverBuffer(0x10100, length: 3),

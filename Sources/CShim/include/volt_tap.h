@@ -43,7 +43,7 @@ int volt_tap_set_persist(int fd, int persist);
 int volt_tap_set_queue(int fd, int flags);
 /// Sets O_NONBLOCK on `fd` (kept for inherited TAP and eventfd descriptors).
 int volt_set_nonblocking(int fd);
-/// readv / writev returning -errno (no EINTR retry).
+/// readv / writev returning -errno (no EINTR retry). writev of one vector is a write().
 long volt_readv(int fd, const void *iov, int iovcnt);
 long volt_writev(int fd, const void *iov, int iovcnt);
 
