@@ -7,7 +7,8 @@ the VMM's stdout, so both are measured the same way. volt-vmm's own boot-timer l
 (port 0x440, time since its start) is shown alongside.
 
 Memory: the guest is told to halt instead of resetting ("halt" on its cmdline), then the
-PSS of the VMM process is read from /proc/PID/smaps with the guest-RAM mapping left out.
+PSS of the VMM process and its children (volt-vmm's launcher; QEMU has none here) is read
+from /proc/PID/smaps with the guest-RAM mapping left out.
 
 Usage: bench/boot.py [--runs 20] [--volt PATH] [--qemu PATH] [--memory 256]
 """
@@ -84,6 +85,22 @@ def pss_without_guest_ram(pid, guest_bytes):
     return total
 
 
+def children(pid):
+    """Direct children of every thread of pid."""
+    kids = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children") as f:
+            kids += [int(x) for x in f.read().split()]
+    return kids
+
+
+def pss_tree_without_guest_ram(pid, guest_bytes):
+    """PSS (KiB) of pid and its children, guest RAM left out; and the children's share."""
+    own = pss_without_guest_ram(pid, guest_bytes)
+    kids = sum(pss_without_guest_ram(kid, guest_bytes) for kid in children(pid))
+    return own + kids, kids
+
+
 def stats(samples):
     s = sorted(samples)
     p95 = s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
@@ -115,7 +132,9 @@ def main():
                 boot_timer.append(float(m.group(1)))
         t, proc = time_to_marker(make(args, guest, "bench halt"))
         time.sleep(0.2)
-        pss = pss_without_guest_ram(proc.pid, args.memory << 20)
+        pss, kids = pss_tree_without_guest_ram(proc.pid, args.memory << 20)
+        if kids:
+            print(f"{name}: children's PSS {kids / 1024:.2f} MiB included", file=sys.stderr)
         proc.send_signal(signal.SIGTERM)
         finish(proc)
         results[name] = (stats(times), pss)
