@@ -31,7 +31,7 @@ let package = Package(
         .executableTarget(
             name: "VMMMain",
             dependencies: [
-                "CShim", "IPC", "Sandbox",
+                "CShim", "IPC", "Sandbox", "VirtioCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "VoltTestSupport", dependencies: ["TestSupport"], path: "Tests/TestSupport"),
         .testTarget(
             name: "VMMMainTests",
-            dependencies: ["VMMMain", "CShim", "Sandbox", "TestFrontend", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["VMMMain", "CShim", "Sandbox", "TestFrontend", "VoltTestSupport", "NetTestShim", "VirtioCore", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

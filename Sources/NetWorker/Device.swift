@@ -4,29 +4,6 @@ import IPC
 import SystemPackage
 import VirtioCore
 
-/// virtio-net feature bits (virtio 1.2, 5.1.3) and the transport bits we offer (6).
-enum NetFeature {
-    static let csum: UInt64 = 1 << 0
-    static let guestCsum: UInt64 = 1 << 1
-    static let mtu: UInt64 = 1 << 3
-    static let mac: UInt64 = 1 << 5
-    static let guestTSO4: UInt64 = 1 << 7
-    static let guestTSO6: UInt64 = 1 << 8
-    static let guestECN: UInt64 = 1 << 9
-    static let guestUFO: UInt64 = 1 << 10
-    static let hostTSO4: UInt64 = 1 << 11
-    static let hostTSO6: UInt64 = 1 << 12
-    static let hostECN: UInt64 = 1 << 13
-    static let hostUFO: UInt64 = 1 << 14
-    static let mrgRxbuf: UInt64 = 1 << 15
-    static let status: UInt64 = 1 << 16
-    static let ctrlVQ: UInt64 = 1 << 17
-    static let mq: UInt64 = 1 << 22
-    static let indirectDesc: UInt64 = 1 << 28
-    static let eventIdx: UInt64 = 1 << 29
-    static let version1: UInt64 = 1 << 32
-}
-
 /// What the command line decided about the device.
 struct NetDeviceConfig: Equatable {
     var mac: [UInt8]?
@@ -81,19 +58,9 @@ final class NetDevice: VhostUserDevice {
 
     var deviceFeatures: UInt64 {
         var f = NetFeature.version1 | NetFeature.status | NetFeature.mtu | NetFeature.mrgRxbuf
-            | NetFeature.eventIdx | NetFeature.indirectDesc
-            // The TAP takes partial checksums and GSO frames from the guest (virtio_net_hdr_to_skb).
-            | NetFeature.csum | NetFeature.hostTSO4 | NetFeature.hostTSO6 | NetFeature.hostECN
+            | NetFeature.eventIdx | NetFeature.indirectDesc | NetDeviceModel.offloadFeatures(tapOffloads: tapOffloads)
         if config.mac != nil { f |= NetFeature.mac }
         if config.queuePairs > 1 { f |= NetFeature.mq | NetFeature.ctrlVQ }
-        if tapOffloads & UInt32(VOLT_TUN_F_UFO) != 0 { f |= NetFeature.hostUFO }
-        if tapOffloads & UInt32(VOLT_TUN_F_CSUM) != 0 {
-            f |= NetFeature.guestCsum
-            if tapOffloads & UInt32(VOLT_TUN_F_TSO4) != 0 { f |= NetFeature.guestTSO4 }
-            if tapOffloads & UInt32(VOLT_TUN_F_TSO6) != 0 { f |= NetFeature.guestTSO6 }
-            if tapOffloads & UInt32(VOLT_TUN_F_TSO_ECN) != 0 { f |= NetFeature.guestECN }
-            if tapOffloads & UInt32(VOLT_TUN_F_UFO) != 0 { f |= NetFeature.guestUFO }
-        }
         return f
     }
 
@@ -103,16 +70,7 @@ final class NetDevice: VhostUserDevice {
 
     /// struct virtio_net_config (5.1.4): mac, status, max_virtqueue_pairs, mtu, then zeros.
     func configBytes() -> [UInt8] {
-        var c = [UInt8](repeating: 0, count: 24)
-        if let mac = config.mac { c.replaceSubrange(0..<6, with: mac) }
-        c[6] = 1   // VIRTIO_NET_S_LINK_UP
-        let pairs = UInt16(config.queuePairs)
-        c[8] = UInt8(pairs & 0xff); c[9] = UInt8(pairs >> 8)
-        let mtu = config.mtu ?? 1500
-        c[10] = UInt8(mtu & 0xff); c[11] = UInt8(mtu >> 8)
-        // speed (le32) unknown, duplex unknown (only meaningful with SPEED_DUPLEX).
-        c[12] = 0xff; c[13] = 0xff; c[14] = 0xff; c[15] = 0xff; c[16] = 0xff
-        return c
+        NetDeviceModel.configBytes(mac: config.mac, queuePairs: config.queuePairs, mtu: config.mtu)
     }
 
     func config(offset: UInt32, size: UInt32) throws -> [UInt8] {
@@ -128,18 +86,7 @@ final class NetDevice: VhostUserDevice {
 
     func setFeatures(_ acked: UInt64) throws {
         ackedFeatures = acked
-        // TUNSETOFFLOAD: exactly the GUEST_* offloads the driver acked. The TSO bits
-        // need CSUM (5.1.3.1), so without GUEST_CSUM nothing else is set.
-        var offload: UInt32 = 0
-        if acked & NetFeature.guestCsum != 0 {
-            offload |= UInt32(VOLT_TUN_F_CSUM)
-            if acked & NetFeature.guestTSO4 != 0 { offload |= UInt32(VOLT_TUN_F_TSO4) }
-            if acked & NetFeature.guestTSO6 != 0 { offload |= UInt32(VOLT_TUN_F_TSO6) }
-            if acked & NetFeature.guestECN != 0 && offload & UInt32(VOLT_TUN_F_TSO4 | VOLT_TUN_F_TSO6) != 0 {
-                offload |= UInt32(VOLT_TUN_F_TSO_ECN)
-            }
-            if acked & NetFeature.guestUFO != 0 { offload |= UInt32(VOLT_TUN_F_UFO) }
-        }
+        let offload = NetDeviceModel.tapOffload(acked: acked)
         for tap in taps {
             let r = tap.setOffload(offload)
             if r < 0 { throw NetWorkerError.tap("TUNSETOFFLOAD 0x\(String(offload, radix: 16)) on \(tap.name)", errno: -r, fix: "use a kernel whose tun driver supports these offloads") }

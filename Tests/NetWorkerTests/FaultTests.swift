@@ -2,6 +2,7 @@ import Foundation
 import IPC
 @testable import NetWorker
 import Testing
+import VirtioCore
 import VoltTestSupport
 
 /// `--fault` for volt-net-worker: option parsing, and drop/corrupt on a real TAP.

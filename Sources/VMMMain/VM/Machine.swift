@@ -146,9 +146,10 @@ final class Machine {
             Supervisor(backends: backends, workers: virtio.workers, lifecycle: lifecycle,
                        policy: self.config.restart, logger: self.logger).run()
         }
+        let vhost = virtio.vhostNets.map { (device: $0.vhostFD, tap: $0.tapFD) }
         let threads = try vcpus.map { vcpu in
             try OSThread(name: "volt-vcpu\(vcpu.index)") {
-                guard self.filterThread(VMMSeccompPolicy.vcpu(vcpuFD: vcpu.fd, vmFD: vmFD), "vCPU \(vcpu.index)", lifecycle)
+                guard self.filterThread(VMMSeccompPolicy.vcpu(vcpuFD: vcpu.fd, vmFD: vmFD, vhost: vhost), "vCPU \(vcpu.index)", lifecycle)
                 else { return }
                 VCPURunner(vcpu: vcpu, ioBus: devices.bus, mmioBus: devices.mmio, lifecycle: lifecycle, logger: self.logger,
                            counters: self.counters).run()

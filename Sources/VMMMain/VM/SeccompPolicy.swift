@@ -74,9 +74,18 @@ enum VMMSeccompPolicy {
         SeccompRule("shutdown", why: "hanging up on a dead or stopping backend"),
     ]
 
-    static func vcpu(vcpuFD: Int32, vmFD: Int32) -> [SeccompRule] {
+    /// `vhost`: each in-kernel vhost-net NIC's device and TAP fds — a guest's DRIVER_OK or
+    /// reset makes its vCPU issue the vhost ioctls and TUNSETOFFLOAD.
+    static func vcpu(vcpuFD: Int32, vmFD: Int32, vhost: [(device: Int32?, tap: Int32)] = []) -> [SeccompRule] {
         let vcpu = UInt64(UInt32(bitPattern: vcpuFD)), vm = UInt64(UInt32(bitPattern: vmFD))
-        return BasePolicy.runtime(pid: getpid()) + [
+        let vhostRules = vhost.flatMap { nic -> [SeccompRule] in
+            let tap = SeccompRule("ioctl", Arg(0) == UInt64(UInt32(bitPattern: nic.tap)), Arg(1) == UInt64(volt_tunsetoffload_request),
+                                  why: "vhost-net NIC: TAP offloads for the features the driver acked")
+            guard let device = nic.device else { return [tap] }
+            return [tap, SeccompRule("ioctl", Arg(0) == UInt64(UInt32(bitPattern: device)),
+                                     why: "vhost-net NIC: VHOST_* requests on its /dev/vhost-net fd (it takes no other ioctl)")]
+        }
+        return BasePolicy.runtime(pid: getpid()) + vhostRules + [
             SeccompRule("ioctl", Arg(0) == vcpu, Arg(1) == UInt64(VOLT_KVM_RUN), why: "run the guest"),
             SeccompRule("ioctl", Arg(0) == vcpu, Arg(1) == UInt64(VOLT_KVM_GET_REGS), why: "RIP for a crash or stop report"),
             SeccompRule("ioctl", Arg(0) == vm, Arg(1) == UInt64(VOLT_KVM_IRQ_LINE), why: "legacy device interrupts (UART)"),

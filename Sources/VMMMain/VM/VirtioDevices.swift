@@ -43,10 +43,17 @@ struct VirtioDevices {
     /// Host sides of the NICs (TAPs, networkd units); held for the VM's lifetime.
     private var nics: [HostNIC] = []
     private(set) var transports: [VirtioMMIOTransport] = []
+    /// NICs served by in-kernel vhost-net (`vhost=on` where /dev/vhost-net works).
+    private(set) var vhostNets: [VhostNetBackend] = []
     /// `virtio_mmio.device=4K@0xd0000000:5 ...` for Linux's VIRTIO_MMIO_CMDLINE_DEVICES.
     private(set) var cmdlineAnnouncements: [String] = []
 
-    init(specs: [VirtioDeviceSpec], vmID: VMID, vm: VirtualMachine, memory: GuestMemory, logger: Logger) throws {
+    /// How `vhost=on` reaches the kernel (tests substitute a recording device).
+    private let openVhostNet: () throws -> VhostKernelDevice
+
+    init(specs: [VirtioDeviceSpec], vmID: VMID, vm: VirtualMachine, memory: GuestMemory, logger: Logger,
+         openVhostNet: @escaping () throws -> VhostKernelDevice = { try VhostNetDevice() }) throws {
+        self.openVhostNet = openVhostNet
         guard specs.count <= Self.maxDevices else {
             throw RunError.usage("\(specs.count) virtio devices requested; volt-vmm supports at most \(Self.maxDevices) per VM")
         }
@@ -76,26 +83,53 @@ struct VirtioDevices {
             let placement = Placement(vm: vm, memory: memory, mmioBase: base, irq: irq, logger: logger)
             var nic: HostNIC?
             if case let .net(net) = spec, let plan = nicPlans.popFirst() {
-                if net.vhost { VhostNetDevice.probe(for: name, logger: logger) }
                 let hostNIC = try HostNIC(plan: plan, vmID: host.vmID, name: name, taken: &host.macs, logger: logger)
                 nics.append(hostNIC)
                 nic = hostNIC
+                if net.vhost, let kernel = try Self.vhostNet(name, net, hostNIC, placement: placement, open: openVhostNet) {
+                    try add(name, kernel, at: base, irq: irq, vm: vm, memory: memory, logger: logger)
+                    vhostNets.append(kernel)
+                    logger.info("\(name): in-kernel vhost-net on TAP \(hostNIC.tapName), virtio-mmio at 0x\(String(base, radix: 16)) irq \(irq), no worker")
+                    continue
+                }
             }
             let (backend, worker) = try Self.connect(spec, name: name, nic: nic, placement: placement, logger: logger,
                                                      pages: &metricsPages, images: &images)
-            let transport = VirtioMMIOTransport(name: name, irq: irq, backend: backend, memory: memory, logger: logger,
-                                                raiseInterrupt: {
-                do { try vm.pulseIRQ(irq) } catch { logger.error("\(name): interrupt: \(error)") }
-            })
-            try bus.insert(transport, base: base, size: Layout.virtioMMIOSize)
+            try add(name, backend, at: base, irq: irq, vm: vm, memory: memory, logger: logger)
             backends.append(backend)
             workers.append(worker)
-            transports.append(transport)
-            cmdlineAnnouncements.append("virtio_mmio.device=4K@0x\(String(base, radix: 16)):\(irq)")
             // A spawned worker jails itself before it answers its first message, so a
             // finished handshake means it is sandboxed (it exits if the jail fails).
             let jailed = worker == nil ? "" : ", worker sandboxed"
             logger.info("\(name): connected, virtio-mmio at 0x\(String(base, radix: 16)) irq \(irq), \(backend.queueMaxSizes.count) queue(s)\(jailed)")
+        }
+    }
+
+    /// Puts a device's transport on the MMIO bus and announces it on the kernel command line.
+    private mutating func add(_ name: String, _ backend: VirtioDeviceBackend, at base: UInt64, irq: UInt32,
+                              vm: VirtualMachine, memory: GuestMemory, logger: Logger) throws {
+        let transport = VirtioMMIOTransport(name: name, irq: irq, backend: backend, memory: memory, logger: logger,
+                                            raiseInterrupt: {
+            do { try vm.pulseIRQ(irq) } catch { logger.error("\(name): interrupt: \(error)") }
+        })
+        try bus.insert(transport, base: base, size: Layout.virtioMMIOSize)
+        transports.append(transport)
+        cmdlineAnnouncements.append("virtio_mmio.device=4K@0x\(String(base, radix: 16)):\(irq)")
+    }
+
+    /// `vhost=on`: the NIC served by the kernel's vhost-net, or nil (logged why) when
+    /// /dev/vhost-net cannot be opened or claimed or lacks what we drive: then volt-net-worker
+    /// serves it as without vhost=on.
+    private static func vhostNet(_ name: String, _ net: NetSpec, _ nic: HostNIC, placement: Placement,
+                                 open: () throws -> VhostKernelDevice) throws -> VhostNetBackend? {
+        guard let tap = nic.tap else { return nil }
+        do {
+            return try VhostNetBackend(name: name, device: try open(), tap: tap, mac: nic.mac, mtu: net.mtu,
+                                       memory: placement.memory, vm: placement.vm, mmioBase: placement.mmioBase,
+                                       irq: placement.irq, logger: placement.logger)
+        } catch let error as VhostNetError {
+            placement.logger.notice("\(name): vhost=on: \(error) — using volt-net-worker")
+            return nil
         }
     }
 

@@ -35,8 +35,9 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
     private let protocolFeatures: UInt64
     private let memory: GuestMemory
     private let logger: Logger
-    private let kickFDs: [OwnedFD]
-    private let callFD: OwnedFD
+    private let notifiers: QueueNotifiers
+    private var kickFDs: [OwnedFD] { notifiers.kickFDs }
+    private var callFD: OwnedFD { notifiers.callFD }
 
     /// What a new backend must be told to continue where the last one stopped.
     private struct Session {
@@ -73,14 +74,7 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
         offeredFeatures = handshake.features & ~(Self.featureProtocolFeatures | Self.featureRingPacked)
         queueMaxSizes = Array(repeating: Self.defaultQueueSize, count: handshake.queues)
         session = Mutex(Session(frontend: frontend))
-        kickFDs = try (0..<queueMaxSizes.count).map { index in
-            let fd = try Self.eventFD()
-            try vm.addIoeventfd(address: mmioBase + VirtioMMIOTransport.Register.queueNotify,
-                                datamatch: UInt32(index), eventFD: fd.rawValue)
-            return fd
-        }
-        callFD = try Self.eventFD()
-        try vm.addIrqfd(gsi: irq, eventFD: callFD.rawValue)
+        notifiers = try QueueNotifiers(vm: vm, mmioBase: mmioBase, irq: irq, queues: queueMaxSizes.count)
     }
 
     private struct Handshake {
@@ -118,12 +112,6 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
     /// Shuts the socket down so any call blocked on it returns (used when the VM stops).
     func disconnect() {
         session.withLock { $0.frontend.connection.shutdown() }
-    }
-
-    private static func eventFD() throws -> OwnedFD {
-        let fd = volt_eventfd(0, VOLT_EFD_CLOEXEC | VOLT_EFD_NONBLOCK)
-        guard fd >= 0 else { throw RunError.system("eventfd: \(Errno(rawValue: -fd))") }
-        return OwnedFD(taking: fd)
     }
 
     func readConfig(offset: UInt32, size: UInt32) throws -> [UInt8] {
@@ -197,9 +185,9 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
         try frontend.setVringNum(index: index, num: q.size)
         try frontend.setVringAddr(VringAddress(
             index: UInt32(index), flags: 0,
-            descriptorTable: try hostAddress(q.descriptorTable, 16 * UInt64(q.size)),
-            usedRing: try hostAddress(q.usedRing, 6 + 8 * UInt64(q.size)),
-            availableRing: try hostAddress(q.availableRing, 6 + 2 * UInt64(q.size)),
+            descriptorTable: try memory.hostAddress(q.descriptorTable, 16 * UInt64(q.size)),
+            usedRing: try memory.hostAddress(q.usedRing, 6 + 8 * UInt64(q.size)),
+            availableRing: try memory.hostAddress(q.availableRing, 6 + 2 * UInt64(q.size)),
             logGuestAddress: 0))
         try frontend.setVringBase(index: index, base: base)
         try frontend.setVringCall(index: index, fd: callFD.descriptor)
@@ -284,9 +272,5 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
                          userAddress: memory.hostAddress(of: region), mmapOffset: region.fileOffset)
         }
         try frontend.setMemTable(regions, fds: Array(repeating: memory.fd, count: regions.count))
-    }
-
-    private func hostAddress(_ guestAddress: UInt64, _ length: UInt64) throws -> UInt64 {
-        UInt64(UInt(bitPattern: try memory.pointer(at: guestAddress, length: length)))
     }
 }

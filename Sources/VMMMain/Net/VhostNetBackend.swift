@@ -1,0 +1,107 @@
+import CShim
+import Logging
+import Synchronization
+import VirtioCore
+
+/// `--net ...,vhost=on`: one queue pair served by the kernel's vhost-net, no worker process.
+/// volt-vmm owns the config space (MAC, link up, MTU) and the TAP's offloads; at DRIVER_OK it
+/// hands the kernel the memory table, each ring's addresses, the same ioeventfd/irqfd pair a
+/// worker would get, and the TAP (VHOST_NET_SET_BACKEND). Queue 0 is RX, 1 is TX.
+final class VhostNetBackend: VirtioDeviceBackend, @unchecked Sendable {
+    // @unchecked: `started` is behind a Mutex; the rest is immutable after init.
+    static let queueSize: UInt16 = 256
+    /// The virtio header a VERSION_1 driver uses (struct virtio_net_hdr_mrg_rxbuf).
+    static let vnetHeaderSize: Int32 = 12
+    /// What the kernel device may run; everything else it offers is left out.
+    static let ringFeatures = NetFeature.version1 | NetFeature.mrgRxbuf | NetFeature.eventIdx | NetFeature.indirectDesc
+
+    let name: String
+    let deviceType: UInt32 = VirtioDevices.deviceTypeNet
+    let offeredFeatures: UInt64
+    let queueMaxSizes: [UInt16] = [queueSize, queueSize]
+    private let device: VhostKernelDevice
+    let tapFD: Int32
+    /// The kernel device's fd (vCPU threads issue its ioctls at DRIVER_OK and reset).
+    var vhostFD: Int32? { device.fileDescriptor }
+    private let config: [UInt8]
+    private let memory: GuestMemory
+    private let notifiers: QueueNotifiers
+    private let logger: Logger
+    private let started = Mutex<[Int]>([])
+
+    /// Fails (and the caller falls back to volt-net-worker) when the kernel device lacks what
+    /// volt-vmm drives: VERSION_1, one queue pair.
+    init(name: String, device: VhostKernelDevice, tap: TapDevice, mac: MACAddress, mtu: Int?,
+         memory: GuestMemory, vm: VirtualMachine, mmioBase: UInt64, irq: UInt32, logger: Logger) throws {
+        guard device.features & NetFeature.version1 != 0 else {
+            throw VhostNetError.unsupported("the kernel's vhost-net does not offer VIRTIO_F_VERSION_1")
+        }
+        guard tap.queues.count == 1 else {
+            throw VhostNetError.unsupported("vhost=on serves one queue pair; queues=\(tap.queues.count) needs volt-net-worker")
+        }
+        self.name = name
+        self.device = device
+        tapFD = tap.queues[0].rawValue
+        offeredFeatures = (device.features & Self.ringFeatures) | NetFeature.mac | NetFeature.status
+            | (mtu != nil ? NetFeature.mtu : 0) | NetDeviceModel.offloadFeatures(tapOffloads: Self.tapOffloads(tapFD))
+        // Now, while unfiltered: vCPU threads may only set offloads on the TAP later.
+        let r = volt_tap_set_vnet_hdr_size(tapFD, Self.vnetHeaderSize)
+        guard r >= 0 else { throw VhostNetError.unsupported("TUNSETVNETHDRSZ \(Self.vnetHeaderSize) on TAP \(tap.name) failed (errno \(-r))") }
+        config = NetDeviceModel.configBytes(mac: mac.bytes, queuePairs: 1, mtu: mtu.map { UInt16(clamping: $0) })
+        self.memory = memory
+        self.logger = logger
+        notifiers = try QueueNotifiers(vm: vm, mmioBase: mmioBase, irq: irq, queues: 2)
+    }
+
+    /// TUN_F_* offloads this TAP accepts: each probed with TUNSETOFFLOAD, then cleared again.
+    private static func tapOffloads(_ fd: Int32) -> UInt32 {
+        var accepted: UInt32 = 0
+        for bit in [VOLT_TUN_F_CSUM, VOLT_TUN_F_TSO4, VOLT_TUN_F_TSO6, VOLT_TUN_F_TSO_ECN, VOLT_TUN_F_UFO] {
+            let wanted = accepted | UInt32(bit) | UInt32(VOLT_TUN_F_CSUM)
+            if volt_tap_set_offload(fd, wanted) >= 0 { accepted = wanted }
+        }
+        _ = volt_tap_set_offload(fd, 0)
+        return accepted
+    }
+
+    func readConfig(offset: UInt32, size: UInt32) throws -> [UInt8] {
+        (Int(offset)..<Int(offset) + Int(size)).map { $0 < config.count ? config[$0] : 0 }
+    }
+
+    /// The config space is device-written only (5.1.4).
+    func writeConfig(offset: UInt32, data: [UInt8]) throws {}
+
+    func activate(features: UInt64, queues: [Int: VirtqueueConfig]) throws {
+        try started.withLock { started in
+            try device.setFeatures(features & device.features)
+            try device.setMemoryTable(memory.regions.map { ($0.guestBase, $0.size, memory.hostAddress(of: $0)) })
+            let offload = NetDeviceModel.tapOffload(acked: features)
+            guard volt_tap_set_offload(tapFD, offload) >= 0 else {
+                throw RunError.system("\(name): the TAP refuses TUNSETOFFLOAD 0x\(String(offload, radix: 16)) for the offloads the driver acked")
+            }
+            for (index, q) in queues.sorted(by: { $0.key < $1.key }) where index < 2 {
+                try device.setVringNum(index, q.size)
+                try device.setVringAddr(index, descriptors: try memory.hostAddress(q.descriptorTable, 16 * UInt64(q.size)),
+                                        used: try memory.hostAddress(q.usedRing, 6 + 8 * UInt64(q.size)),
+                                        available: try memory.hostAddress(q.availableRing, 6 + 2 * UInt64(q.size)))
+                try device.setVringBase(index, 0)
+                try device.setVringKick(index, eventFD: notifiers.kickFDs[index].rawValue)
+                try device.setVringCall(index, eventFD: notifiers.callFD.rawValue)
+                try device.setBackend(index, tapFD: tapFD)
+                started.append(index)
+            }
+            logger.info("\(name): vhost-net serving \(started.count) ring(s), features 0x\(String(features, radix: 16))")
+        }
+    }
+
+    /// Detaches the TAP from each started ring and stops it.
+    func reset() throws {
+        try started.withLock { started in
+            for index in started {
+                try device.setBackend(index, tapFD: -1)
+                _ = try device.getVringBase(index)
+            }
+            started = []
+        }
+    }
+}
