@@ -1,5 +1,6 @@
 import CShim
 import Glibc
+import Synchronization
 
 /// A joinable OS thread running a closure. vCPUs block in KVM_RUN and must never run
 /// on Swift's cooperative pool, so they get dedicated pthreads.
@@ -9,16 +10,20 @@ final class OSThread: @unchecked Sendable {
     private final class Box {
         let name: String
         let body: () -> Void
+        let named = Atomic<Bool>(false)
         init(_ name: String, _ body: @escaping () -> Void) { self.name = name; self.body = body }
     }
 
+    /// Returns once the thread runs and carries its name (tools and tests find it by name).
     init(name: String, _ body: @escaping () -> Void) throws {
-        let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
+        let object = Box(name, body)
+        let box = Unmanaged.passRetained(object).toOpaque()
         let r = pthread_create(&handle, nil, { arg in
             let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
             // Named from inside (prctl), not by the creator: pthread_setname_np on another
             // thread writes /proc/self/task/N/comm, which Landlock denies after setup.
             _ = volt_thread_setname(volt_thread_self(), box.name)
+            box.named.store(true, ordering: .releasing)
             box.body()
             return nil
         }, box)
@@ -26,6 +31,7 @@ final class OSThread: @unchecked Sendable {
             Unmanaged<Box>.fromOpaque(box).release()
             throw RunError.system("cannot start thread \(name): error \(r)")
         }
+        while !object.named.load(ordering: .acquiring) { sched_yield() }
     }
 
     func join() {
