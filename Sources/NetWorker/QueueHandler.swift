@@ -43,12 +43,10 @@ final class QueueHandler {
     /// The pair's TAP queue is attached (multiqueue: VQ_PAIRS_SET may detach it).
     var tapAttached = true
 
-    /// RX chains taken from the ring and not yet used, with their avail index, oldest
-    /// first. Usually one: a frame is read into the first chain (and a bounce buffer for
-    /// any overflow); more are taken only for frames that span buffers (MRG_RXBUF).
-    private var rxCache: [(chain: DescriptorChain, availIndex: UInt16)] = []
-    /// Sum of the cached chains' writable lengths.
-    private var rxCacheSpace = 0
+    /// RX chains taken from the ring and not yet used. Usually one: a frame is read into
+    /// the first chain (and a bounce buffer for any overflow); more are taken only for
+    /// frames that span buffers (MRG_RXBUF). `processRX` works on it as a local.
+    private var rxCache = RXChainCache()
     /// A frame read from the TAP that did not fit the buffers offered then (MRG_RXBUF only).
     private(set) var pendingFrame: [UInt8]?
     /// The guest offered no RX buffers: the TAP is not polled until an RX kick.
@@ -182,13 +180,17 @@ final class QueueHandler {
     /// work is left (budget spent). Stops polling the TAP when buffers run out.
     func processRX(budget: Int = 64) -> Bool {
         guard rxRunning, tapAttached, !tapFailed, var q = rx else { return false }
+        // The cache is moved out for the batch (swap: no copy of its storage).
+        var cache = RXChainCache(capacity: 0)
+        swap(&cache, &rxCache)
+        defer { swap(&cache, &rxCache) }
         var more = false
         var delivered = 0
         loop: while true {
             if delivered >= budget { more = true; break }
             if let frame = pendingFrame {
-                if !fillCache(&q, space: frame.count) { break }
-                switch deliverPending(&q) {
+                if !fillCache(&q, &cache, space: frame.count) { break }
+                switch deliverPending(&q, &cache) {
                 case .delivered: delivered += 1; continue
                 case .dropped: continue
                 case .needBuffers:
@@ -196,14 +198,14 @@ final class QueueHandler {
                     break loop
                 }
             }
-            if !fillCache(&q) { break }
-            if rxCache.isEmpty {
+            if !fillCache(&q, &cache) { break }
+            if cache.isEmpty {
                 if waitForBuffers(&q) { continue }
                 break
             }
             rxStarved = false
             q.disableNotifications()
-            switch receive(&q) {
+            switch receive(&q, &cache) {
             case .empty: break loop
             case .delivered: delivered += 1
             case .dropped, .pending: continue
@@ -235,8 +237,8 @@ final class QueueHandler {
     /// Takes available RX chains into the cache until it holds at least one chain and
     /// `space` bytes (or the ring is empty; more than one only with MRG_RXBUF).
     /// Malformed chains go straight back. False if the ring broke.
-    private func fillCache(_ q: inout Virtqueue, space: Int = 0) -> Bool {
-        while rxCache.isEmpty || (mergeable && rxCacheSpace < space && rxCache.count < Int(q.size)) {
+    private func fillCache(_ q: inout Virtqueue, _ cache: inout RXChainCache, space: Int = 0) -> Bool {
+        while cache.isEmpty || (mergeable && cache.space < space && cache.count < Int(q.size)) {
             let index = q.nextAvail
             do {
                 guard let chain = try q.popAvailable() else { return true }
@@ -246,8 +248,7 @@ final class QueueHandler {
                     returnChain(&q, head: chain.head, length: 0)
                     continue
                 }
-                rxCache.append((chain, index))
-                rxCacheSpace += Int(chain.writableLength)
+                cache.append(chain, availIndex: index)
             } catch {
                 if case let .malformedChain(head, _) = error {
                     metrics.rxMalformedChains += 1
@@ -268,17 +269,18 @@ final class QueueHandler {
     /// frame into the first cached chain, and whatever does not fit into the bounce
     /// buffer, so the kernel never truncates a frame silently. With MRG_RXBUF the
     /// overflow is then copied into further chains (or kept until the guest offers them).
-    private func receive(_ q: inout Virtqueue) -> ReceiveOutcome {
-        let first = rxCache[0].chain
-        let firstSpace = Int(first.writableLength)
+    private func receive(_ q: inout Virtqueue, _ cache: inout RXChainCache) -> ReceiveOutcome {
+        let firstSpace = cache.writableLength(0)
         var n = 0
         repeat {
-            n = first.withIovecs(writable: true, skip: UInt64(NetHeader.size), length: .max) { data in
-                withUnsafeTemporaryAllocation(of: iovec.self, capacity: data.count + 2) { v in
-                    v[0] = iovec(iov_base: header, iov_len: NetHeader.size)
-                    _ = UnsafeMutableBufferPointer(rebasing: v[1...]).initialize(fromContentsOf: data)
-                    v[data.count + 1] = iovec(iov_base: bounce, iov_len: Self.maxFrame)
-                    return Int(volt_readv(tap.fd.rawValue, v.baseAddress, CInt(data.count + 2)))
+            n = cache.withFirst { first in
+                first.withIovecs(writable: true, skip: UInt64(NetHeader.size), length: .max) { data in
+                    withUnsafeTemporaryAllocation(of: iovec.self, capacity: data.count + 2) { v in
+                        v[0] = iovec(iov_base: header, iov_len: NetHeader.size)
+                        _ = UnsafeMutableBufferPointer(rebasing: v[1...]).initialize(fromContentsOf: data)
+                        v[data.count + 1] = iovec(iov_base: bounce, iov_len: Self.maxFrame)
+                        return Int(volt_readv(tap.fd.rawValue, v.baseAddress, CInt(data.count + 2)))
+                    }
                 }
             }
         } while n == -Int(EINTR)
@@ -297,7 +299,7 @@ final class QueueHandler {
         }
         let overflow = max(0, n - firstSpace)
         if corruptPercent > 0, faults.roll(corruptPercent) {
-            first.withIovecs(writable: true, skip: UInt64(NetHeader.size), length: UInt64(firstSpace - NetHeader.size)) { data in
+            cache.chain(0).withIovecs(writable: true, skip: UInt64(NetHeader.size), length: UInt64(firstSpace - NetHeader.size)) { data in
                 Self.flipByte(in: [iovec(iov_base: header, iov_len: NetHeader.size)] + data
                                   + [iovec(iov_base: bounce, iov_len: overflow)], frameLength: n)
             }
@@ -306,7 +308,7 @@ final class QueueHandler {
         faults.completed(1)
         patchHeaderFlags()
         if overflow == 0 {
-            deliver(&q, frameLength: n, chains: 1)
+            deliver(&q, &cache, frameLength: n, chains: 1)
             return .delivered
         }
         guard mergeable else {
@@ -316,29 +318,29 @@ final class QueueHandler {
         }
         // The rest goes into further chains, taken now; if the guest has not offered
         // enough, keep the frame until it does.
-        guard fillCache(&q, space: n), rxCacheSpace >= n else {
-            keepPending(frameLength: n, overflow: overflow)
+        guard fillCache(&q, &cache, space: n), cache.space >= n else {
+            keepPending(cache.chain(0), frameLength: n, overflow: overflow)
             return .pending
         }
         var offset = 0
         var chains = 1
         while offset < overflow {
-            let chain = rxCache[chains].chain
+            let chain = cache.chain(chains)
             offset += chain.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: bounce + offset, count: overflow - offset))
             chains += 1
         }
-        deliver(&q, frameLength: n, chains: chains)
+        deliver(&q, &cache, frameLength: n, chains: chains)
         return .delivered
     }
 
     /// Copies a frame that did not fit the buffers offered so far out of the first
     /// chain and the bounce buffer, header first.
-    private func keepPending(frameLength n: Int, overflow: Int) {
+    private func keepPending(_ first: DescriptorChain, frameLength n: Int, overflow: Int) {
         var frame = [UInt8](repeating: 0, count: n)
         frame.withUnsafeMutableBytes { out in
             out.baseAddress!.copyMemory(from: header, byteCount: NetHeader.size)
             let inFirst = n - overflow - NetHeader.size
-            _ = rxCache[0].chain.copyFromWritable(offset: NetHeader.size,
+            _ = first.copyFromWritable(offset: NetHeader.size,
                                                   into: UnsafeMutableRawBufferPointer(rebasing: out[NetHeader.size..<(NetHeader.size + inFirst)]))
             (out.baseAddress! + n - overflow).copyMemory(from: bounce, byteCount: overflow)
         }
@@ -348,11 +350,11 @@ final class QueueHandler {
     private enum PendingOutcome { case delivered, dropped, needBuffers }
 
     /// Copies the waiting frame into cached chains once they can hold it.
-    private func deliverPending(_ q: inout Virtqueue) -> PendingOutcome {
+    private func deliverPending(_ q: inout Virtqueue, _ cache: inout RXChainCache) -> PendingOutcome {
         guard let frame = pendingFrame else { return .delivered }
-        if rxCacheSpace < frame.count {
+        if cache.space < frame.count {
             // Every descriptor is already ours: it can never fit.
-            if rxCache.count >= Int(q.size) {
+            if cache.count >= Int(q.size) {
                 metrics.rxDroppedTooBig += 1
                 pendingFrame = nil
                 return .dropped
@@ -364,32 +366,31 @@ final class QueueHandler {
         var chains = 0
         frame.withUnsafeBytes { bytes in
             while offset < frame.count {
-                let k = min(Int(rxCache[chains].chain.writableLength), frame.count - offset)
-                _ = rxCache[chains].chain.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + k)]))
+                let chain = cache.chain(chains)
+                let k = min(Int(chain.writableLength), frame.count - offset)
+                _ = chain.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + k)]))
                 offset += k
                 chains += 1
             }
             header.copyMemory(from: bytes.baseAddress!, byteCount: NetHeader.size)
         }
-        deliver(&q, frameLength: frame.count, chains: chains)
+        deliver(&q, &cache, frameLength: frame.count, chains: chains)
         return .delivered
     }
 
     /// Sets num_buffers in the local header and writes it into the first chain (whose
     /// data part is already filled), then returns the `chains` the frame filled.
-    private func deliver(_ q: inout Virtqueue, frameLength n: Int, chains used: Int) {
+    private func deliver(_ q: inout Virtqueue, _ cache: inout RXChainCache, frameLength n: Int, chains used: Int) {
         // 5.1.6.4: num_buffers = chains used (1 without MRG_RXBUF).
         header.storeBytes(of: UInt16(clamping: used).littleEndian, toByteOffset: NetHeader.numBuffersOffset, as: UInt16.self)
-        _ = rxCache[0].chain.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: header, count: NetHeader.size))
+        _ = cache.withFirst { $0.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: header, count: NetHeader.size)) }
         var remaining = n
         for i in 0..<used {
-            let chain = rxCache[i].chain
-            let k = min(Int(chain.writableLength), remaining)
+            let k = min(cache.writableLength(i), remaining)
             remaining -= k
-            rxCacheSpace -= Int(chain.writableLength)
-            returnChain(&q, head: chain.head, length: UInt32(k))
+            returnChain(&q, head: cache.head(i), length: UInt32(k))
         }
-        rxCache.removeFirst(used)
+        cache.removeFirst(used)
         metrics.rxFrames += 1
         metrics.rxBytes += UInt64(n - NetHeader.size)
     }
@@ -421,23 +422,20 @@ final class QueueHandler {
     /// that form the tail of the consumed range are un-consumed; otherwise (a malformed
     /// chain was returned in between) they are returned empty. A waiting frame is dropped.
     func releaseRX() {
-        guard var q = rx else { rxCache.removeAll(); rxCacheSpace = 0; return }
+        guard var q = rx else { rxCache.removeAll(); return }
         if pendingFrame != nil {
             metrics.rxDroppedNoBuffers += 1
             pendingFrame = nil
         }
-        if let first = rxCache.first {
-            let contiguous = rxCache.enumerated().allSatisfy { $0.element.availIndex == first.availIndex &+ UInt16($0.offset) }
-                && first.availIndex &+ UInt16(rxCache.count) == q.nextAvail
-            if contiguous {
-                q.nextAvail = first.availIndex
+        if !rxCache.isEmpty {
+            if rxCache.isContiguous(endingBefore: q.nextAvail) {
+                q.nextAvail = rxCache.availIndex(0)
             } else {
-                for entry in rxCache { returnChain(&q, head: entry.chain.head, length: 0) }
+                for i in 0..<rxCache.count { returnChain(&q, head: rxCache.head(i), length: 0) }
                 notify(&q, rxCall)
             }
         }
         rxCache.removeAll()
-        rxCacheSpace = 0
         rx = q
     }
 

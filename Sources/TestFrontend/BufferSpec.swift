@@ -40,3 +40,15 @@ public struct Completion: Equatable, Sendable {
     public let length: UInt32
     public var head: UInt16 { submission.head }
 }
+
+/// One used-ring element {id, len} of a raw head (`waitForUsedRaw`).
+public struct UsedElement: Equatable, Sendable {
+    public let head: UInt16
+    /// used.ring[].len: bytes the device says it wrote into the writable buffers.
+    public let length: UInt32
+
+    public init(head: UInt16, length: UInt32) {
+        self.head = head
+        self.length = length
+    }
+}

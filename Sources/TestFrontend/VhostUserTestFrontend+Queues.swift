@@ -79,10 +79,33 @@ extension VhostUserTestFrontend {
         try queues[index].kick.signal()
     }
 
+    /// Notifies the device only if it asked to be (what a Linux guest's
+    /// virtqueue_kick_prepare decides, 2.7.13.4): with EVENT_IDX, if avail.idx moved past
+    /// avail_event since the last decision; without, unless used.flags has NO_NOTIFY.
+    /// Returns whether it kicked.
+    @discardableResult
+    public func kickIfNeeded(queue index: Int) throws(TestFrontendError) -> Bool {
+        try checkQueue(index)
+        // avail.idx (published) must be visible before reading the device's field.
+        volt_fence_full()
+        let new = queues[index].ring.availIndex
+        let old = queues[index].kickedAvail
+        queues[index].kickedAvail = new
+        let needed = try guestAccess { () throws(MemoryMapError) -> Bool in
+            if eventIdx { return vringNeedEvent(event: try queues[index].ring.availEvent(), new: new, old: old) }
+            return try queues[index].ring.usedFlags() & SplitRingLayout.usedNoNotify == 0
+        }
+        if needed { try queues[index].kick.signal() }
+        return needed
+    }
+
     /// Heads submitted on `queue` and not yet used.
     public func inFlight(queue index: Int) throws(TestFrontendError) -> [Submission] {
         try checkQueue(index)
-        return queues[index].inFlight.values.sorted { $0.head < $1.head }
+        let raw = queues[index].rawInFlight.indices.filter { queues[index].rawInFlight[$0] }.map {
+            Submission(queue: index, head: UInt16($0), buffers: [], writable: [], indirectTable: nil, descriptors: [])
+        }
+        return (Array(queues[index].inFlight.values) + raw).sorted { $0.head < $1.head }
     }
 
     /// Waits until at least `count` used entries are available on `queue` (blocking on its
@@ -90,7 +113,10 @@ extension VhostUserTestFrontend {
     /// read earlier by `waitForCompletion` and not yet returned come first.
     public func waitForUsed(queue index: Int, count: Int = 1, timeout seconds: Double = 5) throws(TestFrontendError) -> [Completion] {
         try checkQueue(index)
-        try waitUntil(queue: index, timeout: seconds, waitedFor: count) { $0.count >= count }
+        try waitUntil(queue: index, timeout: seconds, waitedFor: count, got: { queues[index].completed.count }) { () throws(TestFrontendError) in
+            try queues[index].collect(queue: index)
+            return queues[index].completed.count >= count
+        }
         defer { queues[index].completed.removeAll() }
         return queues[index].completed
     }
@@ -100,30 +126,33 @@ extension VhostUserTestFrontend {
     public func waitForCompletion(of submission: Submission, timeout seconds: Double = 5) throws(TestFrontendError) -> Completion {
         let index = submission.queue
         try checkQueue(index)
-        let matches: ([Completion]) -> Bool = { $0.contains { $0.head == submission.head && $0.submission == submission } }
-        try waitUntil(queue: index, timeout: seconds, waitedFor: 1, matches)
+        try waitUntil(queue: index, timeout: seconds, waitedFor: 1, got: { queues[index].completed.count }) { () throws(TestFrontendError) in
+            try queues[index].collect(queue: index)
+            return queues[index].completed.contains { $0.head == submission.head && $0.submission == submission }
+        }
         let i = queues[index].completed.firstIndex { $0.submission == submission }!
         return queues[index].completed.remove(at: i)
     }
 
-    private func waitUntil(queue index: Int, timeout seconds: Double, waitedFor: Int,
-                           _ done: ([Completion]) -> Bool) throws(TestFrontendError) {
+    /// Collects and checks with `ready` (which reads used entries off the ring) until it
+    /// says done, blocking on the call eventfd in between. `got` reports progress in the
+    /// timeout error.
+    func waitUntil(queue index: Int, timeout seconds: Double, waitedFor: Int, got: () -> Int,
+                   _ ready: () throws(TestFrontendError) -> Bool) throws(TestFrontendError) {
         let deadline = volt_monotonic_ns() &+ UInt64(max(seconds, 0) * 1e9)
         while true {
-            try queues[index].collect(queue: index)
-            if done(queues[index].completed) { return }
+            if try ready() { return }
             if eventIdx {
                 // "Interrupt me when you write the used entry at lastUsed" (2.7.10), then
                 // re-check: the device may have used it before seeing used_event.
                 try guestAccess { () throws(MemoryMapError) in try queues[index].ring.setUsedEvent(queues[index].ring.lastUsed) }
                 volt_fence_full()
-                try queues[index].collect(queue: index)
-                if done(queues[index].completed) { return }
+                if try ready() { return }
             }
             let now = volt_monotonic_ns()
             let left = now >= deadline ? 0 : Int((deadline - now) / 1_000_000)
             guard left > 0, try queues[index].call.wait(milliseconds: left) else {
-                throw .timedOut(queue: index, waitedFor: waitedFor, got: queues[index].completed.count)
+                throw .timedOut(queue: index, waitedFor: waitedFor, got: got())
             }
             try queues[index].call.drain()
         }

@@ -26,8 +26,54 @@ extension VhostUserTestFrontend {
         try checkQueue(index)
         let submission = Submission(queue: index, head: head, buffers: buffers, writable: buffers.map { _ in false },
                                     indirectTable: nil, descriptors: [])
-        try makeAvailable(submission)
+        if buffers.isEmpty {
+            try offerRaw(queue: index, heads: [head])
+        } else {
+            try makeAvailable(submission)
+        }
         return submission
+    }
+
+    /// Makes several heads already written available as a driver re-offers a batch: each
+    /// is recorded as in flight (a flag per head, no Submission), then avail.idx is
+    /// published once. The device is not notified until `kick(queue:)` or
+    /// `kickIfNeeded(queue:)`. Their used entries come back through `waitForUsedRaw` (or
+    /// as Completions through `waitForUsed`). Not generic on purpose: an unspecialized
+    /// generic across the module boundary costs more than the work.
+    public func offerRaw(queue index: Int, heads: [UInt16]) throws(TestFrontendError) {
+        try checkQueue(index)
+        for head in heads { try offerRawUnpublished(queue: index, head: head) }
+        try guestAccess { () throws(MemoryMapError) in try queues[index].ring.publish() }
+    }
+
+    /// Re-offers the heads of used elements (`waitForUsedRaw`'s output) as `offerRaw(heads:)`.
+    public func offerRaw(queue index: Int, used: [UsedElement]) throws(TestFrontendError) {
+        try checkQueue(index)
+        for u in used { try offerRawUnpublished(queue: index, head: u.head) }
+        try guestAccess { () throws(MemoryMapError) in try queues[index].ring.publish() }
+    }
+
+    private func offerRawUnpublished(queue index: Int, head: UInt16) throws(TestFrontendError) {
+        guard head < options.queueSize else { throw .invalidArgument("head \(head) past queue size \(options.queueSize)") }
+        queues[index].rawInFlight[Int(head)] = true
+        try guestAccess { () throws(MemoryMapError) in try queues[index].ring.offer(head: head) }
+    }
+
+    /// Waits until at least `count` used entries of raw heads are available on `queue`
+    /// (blocking on its call eventfd), then appends every one there is to `used`, in
+    /// used-ring order, and returns how many it appended. Each id is checked against the
+    /// heads in flight, as `waitForUsed` does; used entries of submitted chains are kept
+    /// for `waitForUsed`.
+    @discardableResult
+    public func waitForUsedRaw(queue index: Int, count: Int = 1, into used: inout [UsedElement],
+                               timeout seconds: Double = 5) throws(TestFrontendError) -> Int {
+        try checkQueue(index)
+        var got = 0
+        try waitUntil(queue: index, timeout: seconds, waitedFor: count, got: { got }) { () throws(TestFrontendError) in
+            got += try queues[index].collectRaw(queue: index, into: &used)
+            return got >= count
+        }
+        return got
     }
 
     /// The queue's ring itself, for anything else a misbehaving driver might do

@@ -136,6 +136,7 @@ public final class VhostUserTestFrontend {
         let base = GuestAddress(Self.ringStride(options.queueSize) * UInt64(index))
         let ring = try DriverQueue(memory: memory, size: options.queueSize, at: base)
         var queue = try DrivenQueue(ring: ring)
+        queue.kickedAvail = ring.startIndex
         try frontend.setVringNum(index: index, num: options.queueSize)
         try frontend.setVringAddr(VringAddress(
             index: UInt32(index), descriptorTable: userAddress(ring.descriptorTable),

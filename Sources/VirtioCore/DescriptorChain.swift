@@ -30,14 +30,20 @@ public struct DescriptorBuffer: Equatable {
 public struct DescriptorChain: RandomAccessCollection {
     /// Descriptor table index of the chain's head: what `addUsed(head:length:)` returns.
     public let head: UInt16
-    public let buffers: DescriptorList
+    public internal(set) var buffers = DescriptorList()
     /// Number of leading device-readable buffers.
-    public let readableCount: Int
+    public internal(set) var readableCount = 0
     /// Total bytes of readable / writable buffers (their sum is < 2^32).
-    public let readableLength: UInt32
-    public let writableLength: UInt32
+    public internal(set) var readableLength: UInt32 = 0
+    public internal(set) var writableLength: UInt32 = 0
     /// The map the buffers point into; held so their host addresses stay valid.
     public let memory: MemoryMap
+
+    /// An empty chain that `ChainParser` fills in place (no copy of the buffers after).
+    init(head: UInt16, memory: MemoryMap) {
+        self.head = head
+        self.memory = memory
+    }
 
     public var startIndex: Int { buffers.startIndex }
     public var endIndex: Int { buffers.endIndex }
@@ -72,33 +78,26 @@ struct RawDescriptor {
     }
 }
 
-/// Walks a chain once, checking each spec rule as it goes.
+/// Walks a chain once, checking each spec rule as it goes, appending to the chain it
+/// returns (built in place: copying a chain costs retains and a ~150-byte move).
 struct ChainParser {
-    let memory: MemoryMap
     /// Queue size N: direct table size and the limit on buffers per chain.
     let queueSize: UInt16
-    var buffers = DescriptorList()
-    /// Number of leading readable buffers (all of them until the first writable one).
-    var readableCount = 0
     var readableLength: UInt64 = 0
     var writableLength: UInt64 = 0
-
-    init(memory: MemoryMap, queueSize: UInt16) {
-        self.memory = memory
-        self.queueSize = queueSize
-    }
 
     /// `table` points at the validated descriptor table of `queueSize` entries.
     static func parse(head: UInt16, table: UnsafeRawPointer, queueSize: UInt16,
                       memory: MemoryMap) throws(DescriptorChainError) -> DescriptorChain {
-        var parser = ChainParser(memory: memory, queueSize: queueSize)
-        if let error = parser.walk(head: head, table: table) { throw error }
-        return DescriptorChain(head: head, buffers: parser.buffers, readableCount: parser.readableCount,
-                               readableLength: UInt32(parser.readableLength),
-                               writableLength: UInt32(parser.writableLength), memory: memory)
+        var chain = DescriptorChain(head: head, memory: memory)
+        var parser = ChainParser(queueSize: queueSize)
+        if let error = parser.walk(&chain, head: head, table: table) { throw error }
+        chain.readableLength = UInt32(parser.readableLength)
+        chain.writableLength = UInt32(parser.writableLength)
+        return chain
     }
 
-    mutating func walk(head: UInt16, table: UnsafeRawPointer) -> DescriptorChainError? {
+    mutating func walk(_ chain: inout DescriptorChain, head: UInt16, table: UnsafeRawPointer) -> DescriptorChainError? {
         let tableSize = UInt32(queueSize)
         // The ttl is the table size: a chain can visit each descriptor at most once,
         // so more visits than entries means `next` loops (2.7.5.2).
@@ -113,20 +112,20 @@ struct ChainParser {
                 // Zero or more direct descriptors may precede one indirect one, which
                 // ends the direct chain (2.7.5.3.2); NEXT with it is forbidden (2.7.5.3.1).
                 guard !d.flags.contains(.next) else { return .indirectWithNext }
-                return walkIndirect(d)
+                return walkIndirect(&chain, d)
             }
-            if let error = append(d) { return error }
+            if let error = append(&chain, d) { return error }
             guard d.flags.contains(.next) else { return nil }
             index = d.next
         }
     }
 
     /// Follows an indirect table (2.7.5.3). Its WRITE flag is ignored (2.7.5.3.2).
-    mutating func walkIndirect(_ d: RawDescriptor) -> DescriptorChainError? {
+    mutating func walkIndirect(_ chain: inout DescriptorChain, _ d: RawDescriptor) -> DescriptorChainError? {
         // The table holds len/16 descriptors (2.7.5.3): len must be a non-zero multiple of 16.
         guard d.length > 0, d.length % UInt32(RawDescriptor.size) == 0 else { return .indirectBadLength(d.length) }
         let tableAddress = GuestAddress(d.address)
-        guard let table = try? memory.pointer(at: tableAddress, length: UInt64(d.length)) else {
+        guard let table = try? chain.memory.pointer(at: tableAddress, length: UInt64(d.length)) else {
             return .indirectOutOfMemory(tableAddress, length: d.length)
         }
         // Entries addressable by a 16-bit `next`; larger tables would exceed the
@@ -141,27 +140,28 @@ struct ChainParser {
             let e = RawDescriptor(at: table + Int(index) * RawDescriptor.size)
             // Only one table per chain (2.7.5.3.1).
             guard !e.flags.contains(.indirect) else { return .indirectNested }
-            if let error = append(e) { return error }
+            if let error = append(&chain, e) { return error }
             guard e.flags.contains(.next) else { return nil }
             index = e.next
         }
     }
 
-    mutating func append(_ d: RawDescriptor) -> DescriptorChainError? {
+    mutating func append(_ chain: inout DescriptorChain, _ d: RawDescriptor) -> DescriptorChainError? {
+        let count = chain.buffers.count
         // A chain holds at most queue-size buffers (2.7.5.3.1).
-        guard buffers.count < Int(queueSize) else { return .chainTooLong(limit: queueSize) }
+        guard count < Int(queueSize) else { return .chainTooLong(limit: queueSize) }
         let writable = d.flags.contains(.write)
         // Writable buffers come after all readable ones (2.7.4.2).
-        if !writable, readableCount < buffers.count { return .readableAfterWritable(position: buffers.count) }
+        if !writable, chain.readableCount < count { return .readableAfterWritable(position: count) }
         // At most 2^32 - 1 bytes in total (2.7.5.2), so totals fit the used ring's le32 len.
         guard readableLength + writableLength + UInt64(d.length) <= UInt64(UInt32.max) else { return .lengthOverflow }
         let address = GuestAddress(d.address)
         // Every buffer must be guest memory, wholly inside one region.
-        guard let host = try? memory.pointer(at: address, length: UInt64(d.length)) else {
+        guard let host = try? chain.memory.pointer(at: address, length: UInt64(d.length)) else {
             return .bufferOutOfMemory(address, length: d.length)
         }
-        if writable { writableLength += UInt64(d.length) } else { readableLength += UInt64(d.length); readableCount += 1 }
-        buffers.append(DescriptorBuffer(address: address, length: d.length, writable: writable, host: host))
+        if writable { writableLength += UInt64(d.length) } else { readableLength += UInt64(d.length); chain.readableCount += 1 }
+        chain.buffers.append(DescriptorBuffer(address: address, length: d.length, writable: writable, host: host))
         return nil
     }
 }

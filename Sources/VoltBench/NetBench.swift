@@ -132,21 +132,26 @@ func background(_ body: @escaping @Sendable () -> Void) -> () -> Void {
 
 /// volt-net-worker driven by the test frontend as a guest driver: 256 TX chains and 256
 /// RX buffers, each one descriptor (header and frame together, 5.1.6.6), written once
-/// into reserved slots and re-offered as they complete; one kick per batch.
+/// into reserved slots and re-offered as they complete, as a Linux guest driver does:
+/// per batch of completions one avail.idx publish and at most one kick (none while the
+/// device says NO_NOTIFY, or with EVENT_IDX before avail_event).
 final class VirtioNetDriver {
     let frontend: VhostUserTestFrontend
     static let slots = 256
     static let bufferSize = netHeaderSize + 1514
     private var tx: [(head: UInt16, buffer: GuestBuffer)] = []
     private var rx: [UInt16] = []
-    private var txOutstanding = 0
+    /// Used elements of the current batch (kept: no allocation per batch).
+    private var used: [UsedElement] = []
+    private(set) var kicks = 0
+    private(set) var batches = 0
 
-    init(socketPath: String, mergeable: Bool) throws {
+    init(socketPath: String, mergeable: Bool, eventIdx: Bool) throws {
         var features = ~UInt64(0)
         if !mergeable { features &= ~VhostUserTestFrontend.NetFeature.mergeableRxBuffers }
         frontend = try VhostUserTestFrontend(socketPath: socketPath,
                                              options: TestFrontendOptions(memorySize: 64 << 20, queueCount: 2, queueSize: 256,
-                                                                          features: features))
+                                                                          features: features, eventIdx: eventIdx))
         try frontend.start()
         guard frontend.negotiatedFeatures & VirtioFeature.version1 != 0 else {
             throw BenchError("volt-net-worker did not offer VIRTIO_F_VERSION_1 (12-byte header assumed)")
@@ -158,9 +163,17 @@ final class VirtioNetDriver {
         for slot in rx {
             let b = try frontend.allocate(UInt32(Self.bufferSize))
             try frontend.writeRawDescriptor(queue: 0, slot: slot, address: b.address, length: b.length, flags: .write)
-            try frontend.offerRaw(queue: 0, head: slot)
         }
+        try frontend.offerRaw(queue: 0, heads: rx)
         try frontend.kick(queue: 0)
+        used.reserveCapacity(Self.slots)
+    }
+
+    /// Re-offers the heads in `used` (one publish) and kicks if the device wants it.
+    private func reoffer(queue: Int) throws {
+        try frontend.offerRaw(queue: queue, used: used)
+        if try frontend.kickIfNeeded(queue: queue) { kicks += 1 }
+        batches += 1
     }
 
     /// Guest → worker → TAP: keeps every TX slot offered until `deadline`; returns frames the
@@ -170,42 +183,41 @@ final class VirtioNetDriver {
         for (head, buffer) in tx {
             try frontend.write(bytes, to: buffer)
             try frontend.writeRawDescriptor(queue: 1, slot: head, address: buffer.address, length: UInt32(bytes.count), flags: [])
-            try frontend.offerRaw(queue: 1, head: head)
         }
+        try frontend.offerRaw(queue: 1, heads: tx.map(\.head))
         try frontend.kick(queue: 1)
         var outstanding = tx.count
         var completed = 0
         while outstanding > 0 {
-            let done = try frontend.waitForUsed(queue: 1, count: 1, timeout: 10)
-            completed += done.count
-            outstanding -= done.count
+            used.removeAll(keepingCapacity: true)
+            let n = try frontend.waitForUsedRaw(queue: 1, into: &used, timeout: 10)
+            completed += n
+            outstanding -= n
             if now() < deadline {
-                for c in done { try frontend.offerRaw(queue: 1, head: c.head) }
-                outstanding += done.count
-                try frontend.kick(queue: 1)
+                try reoffer(queue: 1)
+                outstanding += n
             }
         }
         return completed
     }
 
     /// TAP → worker → guest: counts frames landing in RX buffers until `deadline`,
-    /// re-offering each buffer at once.
+    /// re-offering each batch of buffers at once.
     func receive(deadline: UInt64) throws -> Measurement {
         var m = Measurement()
         let t0 = now()
         while true {
             let t = now()
             if t >= deadline { break }
-            let done: [Completion]
+            used.removeAll(keepingCapacity: true)
             do {
-                done = try frontend.waitForUsed(queue: 0, count: 1, timeout: Double(deadline - t) / 1e9)
+                try frontend.waitForUsedRaw(queue: 0, into: &used, timeout: Double(deadline - t) / 1e9)
             } catch TestFrontendError.timedOut { break }
-            for c in done {
+            for u in used {
                 m.operations += 1
-                m.bytes += UInt64(max(0, Int(c.length) - netHeaderSize))
-                try frontend.offerRaw(queue: 0, head: c.head)
+                m.bytes += UInt64(max(0, Int(u.length) - netHeaderSize))
             }
-            try frontend.kick(queue: 0)
+            try reoffer(queue: 0)
         }
         m.nanoseconds = max(1, min(now(), deadline) - t0)
         return m
@@ -215,10 +227,9 @@ final class VirtioNetDriver {
     /// over from the previous row).
     func drainReceive() throws {
         while true {
-            let done: [Completion]
-            do { done = try frontend.waitForUsed(queue: 0, count: 1, timeout: 0.05) } catch TestFrontendError.timedOut { return }
-            for c in done { try frontend.offerRaw(queue: 0, head: c.head) }
-            try frontend.kick(queue: 0)
+            used.removeAll(keepingCapacity: true)
+            do { try frontend.waitForUsedRaw(queue: 0, into: &used, timeout: 0.05) } catch TestFrontendError.timedOut { return }
+            try reoffer(queue: 0)
         }
     }
 }
@@ -228,6 +239,7 @@ struct NetBench {
     var seconds: Double
     var frameSizes: [Int]
     var mergeable: Bool
+    var eventIdx: Bool
 
     func run() throws {
         let workerPath = executableDirectory() + "/volt-net-worker"
@@ -251,7 +263,7 @@ struct NetBench {
         let workerCleanup = Cleanup.shared.add { worker.stop() }
         defer { Cleanup.shared.run(workerCleanup) }
         try waitForSocket(socket, child: worker)
-        let driver = try VirtioNetDriver(socketPath: socket, mergeable: mergeable)
+        let driver = try VirtioNetDriver(socketPath: socket, mergeable: mergeable, eventIdx: eventIdx)
 
         // The peers: an AF_PACKET socket per TAP, and our own fd on the bare TAP vb1.
         let (peer0, peer1, bare) = try ns.inside { () throws -> (CInt, CInt, CInt) in
@@ -284,10 +296,11 @@ struct NetBench {
             var deadline = now() + UInt64(seconds * 1e9)
             nonisolated(unsafe) var counted = Measurement()
             var join = background { [deadline] in counted = countFrames(peer0, tap: false, deadline: deadline) }
+            var (k0, b0) = (driver.kicks, driver.batches)
             tx.voltSent = try driver.transmit(frame: frame, deadline: deadline)
             join()
             tx.volt = counted
-            fputs(" \(formatCount(tx.volt.opsPerSecond)) pps; bare TAP...", stderr)
+            fputs(" \(formatCount(tx.volt.opsPerSecond)) pps (\(driver.batches - b0) batches, \(driver.kicks - k0) kicks); bare TAP...", stderr)
             drainFD(peer1)
             deadline = now() + UInt64(seconds * 1e9)
             join = background { [deadline] in counted = countFrames(peer1, tap: false, deadline: deadline) }
@@ -305,10 +318,11 @@ struct NetBench {
             deadline = now() + UInt64(seconds * 1e9)
             nonisolated(unsafe) var sent = 0
             join = background { [deadline] in sent = blastFrames(peer0, frame, tap: false, deadline: deadline) }
+            (k0, b0) = (driver.kicks, driver.batches)
             rx.volt = try driver.receive(deadline: deadline)
             join()
             rx.voltSent = sent
-            fputs(" \(formatCount(rx.volt.opsPerSecond)) pps; bare TAP...", stderr)
+            fputs(" \(formatCount(rx.volt.opsPerSecond)) pps (\(driver.batches - b0) batches, \(driver.kicks - k0) kicks); bare TAP...", stderr)
             drainFD(bare)
             deadline = now() + UInt64(seconds * 1e9)
             join = background { [deadline] in sent = blastFrames(peer1, frame, tap: false, deadline: deadline) }
@@ -322,7 +336,8 @@ struct NetBench {
         print("volt-bench net — \(machineSummary())")
         print("namespace \(ns.name), TAPs with vnet_hdr (12-byte header), frame = Ethernet header + payload, no FCS; "
               + "\(format(seconds, 1)) s per cell; Gbit/s counts frame bytes only; "
-              + "VIRTIO_NET_F_MRG_RXBUF \(driver.frontend.mergeableRxBuffers ? "negotiated (as Linux guests do)" : "not negotiated")")
+              + "VIRTIO_NET_F_MRG_RXBUF \(driver.frontend.mergeableRxBuffers ? "negotiated (as Linux guests do)" : "not negotiated"); "
+              + "VIRTIO_RING_F_EVENT_IDX \(driver.frontend.eventIdx ? "negotiated (as Linux guests do)" : "not negotiated")")
         print("TX counted by an AF_PACKET reader on the TAP; RX counted in the frontend's RX buffers; "
               + "bare = one thread write()/read() on the TAP fd, the other end an AF_PACKET socket")
         print("sent = frames the source pushed (the rest were dropped by the kernel or not yet consumed)")

@@ -41,6 +41,8 @@ struct VoltBench: ParsableCommand {
         @Option(help: "Frame lengths in bytes, comma separated (Ethernet header + payload, 60...1514).")
         var frames: String = "64,1500"
         @Flag(help: "Do not ack VIRTIO_NET_F_MRG_RXBUF (one RX buffer per frame).") var noMrgRxbuf = false
+        @Flag(help: "Ack VIRTIO_RING_F_EVENT_IDX (as Linux guests do): kicks and calls follow avail_event / used_event.")
+        var eventIdx = false
 
         func run() throws {
             let sizes = frames.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -49,7 +51,7 @@ struct VoltBench: ParsableCommand {
             }
             Cleanup.shared.installSignalHandlers()
             defer { Cleanup.shared.runAll() }
-            try NetBench(seconds: seconds, frameSizes: sizes, mergeable: !noMrgRxbuf).run()
+            try NetBench(seconds: seconds, frameSizes: sizes, mergeable: !noMrgRxbuf, eventIdx: eventIdx).run()
         }
     }
 }
