@@ -3,6 +3,7 @@
 #include "volt_launcher.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -15,7 +16,9 @@
 
 extern char **environ;
 
-enum { LAUNCH_RUN = 1, LAUNCH_UNLINK = 2, LAUNCH_SECCOMP_SYSCALL = 3, MAX_FDS = 16 };
+// MAX_FDS: a net worker takes its socket, up to 16 TAP queues and its metrics page.
+enum { LAUNCH_RUN = 1, LAUNCH_UNLINK = 2, LAUNCH_SECCOMP_SYSCALL = 3, MAX_FDS = 32,
+       MAX_COMMANDS = 64, MAX_STARTED = 64 };
 
 struct launch_request { uint32_t kind; uint32_t index; };
 struct launch_reply { int32_t result; int32_t failed_pid; };
@@ -118,7 +121,12 @@ static void become(const struct volt_launch_command *cmd, const int *fds, int co
     int above = 3 + count + 1;
     if (error_pipe < above) {
         int moved = fcntl(error_pipe, F_DUPFD_CLOEXEC, above);
-        if (moved < 0) _exit(127);
+        if (moved < 0) {
+            int e = errno;
+            ssize_t ignored = write(error_pipe, &e, sizeof e);
+            (void)ignored;
+            _exit(127);
+        }
         error_pipe = moved;
     }
     int copies[MAX_FDS];
@@ -145,16 +153,34 @@ fail:;
     _exit(127);
 }
 
-static struct launch_reply run_command(const struct volt_launch_command *cmd, const int *fds, int count) {
+// What the launcher remembers of the processes it started: per command the pidfd of the
+// newest one (a command runs at most once at a time), and the pids (for the kmsg lookup).
+static int live[MAX_COMMANDS];
+static pid_t started[MAX_STARTED];
+static unsigned started_count;
+
+static int still_running(int pidfd) {
+    struct pollfd p = { pidfd, POLLIN, 0 };
+    return pidfd >= 0 && poll(&p, 1, 0) == 0;   // a pidfd turns readable when its process exits
+}
+
+static struct launch_reply run_command(unsigned index, const struct volt_launch_command *cmd, const int *fds, int count) {
     struct launch_reply reply = { 0, -1 };
+    // One process per command at a time: a compromised volt-vmm cannot multiply workers.
+    if (still_running(live[index])) { reply.result = -EBUSY; return reply; }
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) { reply.result = -errno; return reply; }
     // A fork whose parent is volt-vmm (CLONE_PARENT): volt-vmm reaps it and sees how it ended.
-    long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+    // Its exit signal is the launcher's own (SIGCHLD, from fork), whatever the flags say.
+    int pidfd = -1;
+    long pid = syscall(SYS_clone, CLONE_PARENT | CLONE_PIDFD | SIGCHLD, 0, &pidfd, NULL, 0);
     if (pid == 0) { close(p[0]); become(cmd, fds, count, p[1]); }
     int e = errno;
     close(p[1]);
     if (pid < 0) { close(p[0]); reply.result = -e; return reply; }
+    if (live[index] >= 0) close(live[index]);
+    live[index] = pidfd;
+    started[started_count++ % MAX_STARTED] = (pid_t)pid;
     int child_errno = 0;
     ssize_t n;
     do { n = read(p[0], &child_errno, sizeof child_errno); } while (n < 0 && errno == EINTR);
@@ -168,8 +194,15 @@ static struct launch_reply run_command(const struct volt_launch_command *cmd, co
     return reply;
 }
 
+static int was_started(pid_t pid) {
+    unsigned n = started_count < MAX_STARTED ? started_count : MAX_STARTED;
+    for (unsigned i = 0; i < n; i++) if (started[i] == pid) return 1;
+    return 0;
+}
+
 static void serve(int sock, const struct volt_launch_command *commands, size_t command_count,
                   const char *const *files, size_t file_count) {
+    for (size_t i = 0; i < MAX_COMMANDS; i++) live[i] = -1;
     for (;;) {
         struct launch_request req;
         struct iovec iov = { &req, sizeof req };
@@ -194,12 +227,13 @@ static void serve(int sock, const struct volt_launch_command *commands, size_t c
         struct launch_reply reply = { -EINVAL, -1 };
         if (!malformed && req.kind == LAUNCH_RUN && req.index < command_count
             && commands[req.index].fd_count == count) {
-            reply = run_command(&commands[req.index], fds, count);
+            reply = run_command(req.index, &commands[req.index], fds, count);
         } else if (!malformed && req.kind == LAUNCH_UNLINK && req.index < file_count && count == 0) {
             reply.result = unlink(files[req.index]) == 0 ? 0 : -errno;
         } else if (!malformed && req.kind == LAUNCH_SECCOMP_SYSCALL && count == 0 && req.index > 0
                    && req.index <= INT32_MAX) {
-            reply.result = volt_seccomp_syscall_of((pid_t)req.index);
+            // Only about processes the launcher started: the kernel log stays closed otherwise.
+            reply.result = was_started((pid_t)req.index) ? volt_seccomp_syscall_of((pid_t)req.index) : -EPERM;
         }
         for (int i = 0; i < count; i++) close(fds[i]);
         ssize_t sent;
@@ -210,6 +244,7 @@ static void serve(int sock, const struct volt_launch_command *commands, size_t c
 
 int volt_launcher_start(const struct volt_launch_command *commands, size_t command_count,
                         const char *const *files, size_t file_count, pid_t *pid_out) {
+    if (command_count > MAX_COMMANDS) return -EINVAL;
     for (size_t i = 0; i < command_count; i++) {
         if (commands[i].fd_count < 0 || commands[i].fd_count > MAX_FDS) return -EINVAL;
     }

@@ -185,14 +185,15 @@ final class QueueHandler {
         swap(&cache, &rxCache)
         defer { swap(&cache, &rxCache) }
         var more = false
-        var delivered = 0
+        // Dropped frames count too: a flood of bad frames must not keep this pair's
+        // thread in RX and starve its TX.
+        var handled = 0
         loop: while true {
-            if delivered >= budget { more = true; break }
+            if handled >= budget { more = true; break }
             if let frame = pendingFrame {
                 if !fillCache(&q, &cache, space: frame.count) { break }
                 switch deliverPending(&q, &cache) {
-                case .delivered: delivered += 1; continue
-                case .dropped: continue
+                case .delivered, .dropped: handled += 1; continue
                 case .needBuffers:
                     if waitForBuffers(&q) { continue }
                     break loop
@@ -207,8 +208,7 @@ final class QueueHandler {
             q.disableNotifications()
             switch receive(&q, &cache) {
             case .empty: break loop
-            case .delivered: delivered += 1
-            case .dropped, .pending: continue
+            case .delivered, .dropped, .pending: handled += 1
             case let .failed(e):
                 logLine("pair \(pairIndex): reading TAP \(tap.name) failed: \(errnoText(e)); RX stops")
                 tapFailed = true

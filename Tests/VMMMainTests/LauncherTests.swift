@@ -40,6 +40,34 @@ import VoltTestSupport
         #expect(fds.filter { $0 > 3 }.count <= 1, "only the passed fd reaches the command: \(fds)")
     }
 
+    /// 18 fds: what a net worker with 16 TAP queues takes (socket + queues + metrics page).
+    @Test func passesAsManyFdsAsTheWidestWorkerTakes() throws {
+        let launcher = try Launcher(commands: [
+            .init(executable: "/bin/sh", arguments: ["-c", "ls /proc/self/fd >&3"], fdCount: 18),
+        ], files: [])
+        let (r, w) = try pipe()
+        defer { close(r) }
+        let extra = (0..<17).map { _ in dup(w) }
+        let pid = try launcher.run(0, passing: extra + [w])   // all 18 are the pipe; fds 3...20 in the child
+        extra.forEach { close($0) }
+        close(w)
+        let fds = readAll(r).split(separator: "\n").compactMap { Int($0) }
+        #expect(try Subprocess.wait(pid) == .exited(0))
+        #expect(Set(3...20).isSubset(of: Set(fds)), "\(fds)")
+    }
+
+    /// A compromised volt-vmm cannot multiply workers: one process per command at a time.
+    @Test func runsEachCommandOnceAtATime() throws {
+        let launcher = try Launcher(commands: [.init(executable: "/bin/sleep", arguments: ["30"], fdCount: 0)], files: [])
+        let first = try launcher.run(0, passing: [])
+        #expect { try launcher.run(0, passing: []) } throws: { "\($0)".contains("busy") }
+        kill(first, SIGKILL)
+        #expect(try Subprocess.wait(first) == .signaled(SIGKILL))
+        let second = try launcher.run(0, passing: [])
+        kill(second, SIGKILL)
+        _ = try Subprocess.wait(second)
+    }
+
     @Test func refusesWhatIsNotInItsTable() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("launcher-\(getpid())").path
         FileManager.default.createFile(atPath: file, contents: Data())

@@ -113,9 +113,15 @@ import VoltTestSupport
         let vm = try VirtualMachine(hypervisor: try Hypervisor(), memory: memory)
         let device = RecordingVhost(features: Self.kernelFeatures)
         let net = try backend(device, ns.tap, memory: memory, vm: vm)
+        let inside = VirtqueueConfig(size: 256, descriptorTable: 0x10000, availableRing: 0x11000, usedRing: 0x12000)
         let outside = VirtqueueConfig(size: 256, descriptorTable: 64 << 20, availableRing: 0x1000, usedRing: 0x2000)
-        #expect(throws: (any Error).self) { try net.activate(features: NetFeature.version1, queues: [0: outside]) }
-        #expect(!device.calls.contains { $0.hasPrefix("backend") }, "no ring handed to the kernel: \(device.calls)")
+        #expect(throws: (any Error).self) { try net.activate(features: NetFeature.version1, queues: [0: inside, 1: outside]) }
+        let tapFD = ns.tap.queues[0].rawValue
+        // Ring 0 was already attached: it is detached and stopped again; ring 1 never reached the TAP.
+        #expect(device.calls.filter { $0.hasPrefix("backend") || $0.hasPrefix("get-base") }
+                == ["backend 0 \(tapFD)", "backend 0 -1", "get-base 0", "backend 1 -1", "get-base 1"], "\(device.calls)")
+        try net.reset()
+        #expect(device.calls.last == "get-base 1", "nothing left to stop after the failed activation")
     }
 
     @Test func fallsBackWhenTheKernelLacksWhatWeDrive() throws {

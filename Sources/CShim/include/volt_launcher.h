@@ -25,8 +25,9 @@ int volt_launcher_start(const struct volt_launch_command *commands, size_t comma
                         const char *const *files, size_t file_count, pid_t *pid);
 
 /// Starts command `index` with `fds` as its fds 3, 4, ... (every other fd above 2 closed, signal
-/// mask empty, dispositions default, environment of volt-vmm at fork time). Returns the new
-/// child's pid (a child of the caller: reap it), or -errno; a failed exec is reported as
+/// mask empty, dispositions default, environment of volt-vmm at fork time). At most one process
+/// per command runs at a time (-EBUSY while the previous one lives; at most 64 commands, 32 fds).
+/// Returns the new child's pid (a child of the caller: reap it), or -errno; a failed exec is reported as
 /// -errno after the launcher has let the failed child exit, and *failed_pid names that child
 /// (reap it too), else is -1.
 int volt_launcher_run(int socket, unsigned index, const int *fds, size_t count, pid_t *failed_pid);
@@ -35,8 +36,9 @@ int volt_launcher_run(int socket, unsigned index, const int *fds, size_t count, 
 int volt_launcher_unlink(int socket, unsigned index);
 
 /// The system call number in the kernel's newest seccomp audit record (type=1326) for `pid`,
-/// read from /dev/kmsg by the launcher (volt-vmm cannot open it once locked down).
-/// Returns the number, -ENOENT when there is no such record, or -errno.
+/// read from /dev/kmsg by the launcher (volt-vmm cannot open it once locked down). Only for
+/// pids the launcher started (-EPERM otherwise). Returns the number, -ENOENT when there is no
+/// such record, or -errno.
 int volt_launcher_seccomp_syscall(int socket, pid_t pid);
 
 /// The same lookup done by the caller itself (before the lock-down).

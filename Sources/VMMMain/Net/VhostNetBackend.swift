@@ -73,22 +73,28 @@ final class VhostNetBackend: VirtioDeviceBackend, @unchecked Sendable {
 
     func activate(features: UInt64, queues: [Int: VirtqueueConfig]) throws {
         try started.withLock { started in
-            try device.setFeatures(features & device.features)
-            try device.setMemoryTable(memory.regions.map { ($0.guestBase, $0.size, memory.hostAddress(of: $0)) })
-            let offload = NetDeviceModel.tapOffload(acked: features)
-            guard volt_tap_set_offload(tapFD, offload) >= 0 else {
-                throw RunError.system("\(name): the TAP refuses TUNSETOFFLOAD 0x\(String(offload, radix: 16)) for the offloads the driver acked")
-            }
-            for (index, q) in queues.sorted(by: { $0.key < $1.key }) where index < 2 {
-                try device.setVringNum(index, q.size)
-                try device.setVringAddr(index, descriptors: try memory.hostAddress(q.descriptorTable, 16 * UInt64(q.size)),
-                                        used: try memory.hostAddress(q.usedRing, 6 + 8 * UInt64(q.size)),
-                                        available: try memory.hostAddress(q.availableRing, 6 + 2 * UInt64(q.size)))
-                try device.setVringBase(index, 0)
-                try device.setVringKick(index, eventFD: notifiers.kickFDs[index].rawValue)
-                try device.setVringCall(index, eventFD: notifiers.callFD.rawValue)
-                try device.setBackend(index, tapFD: tapFD)
-                started.append(index)
+            do {
+                try device.setFeatures(features & device.features)
+                try device.setMemoryTable(memory.regions.map { ($0.guestBase, $0.size, memory.hostAddress(of: $0)) })
+                let offload = NetDeviceModel.tapOffload(acked: features)
+                guard volt_tap_set_offload(tapFD, offload) >= 0 else {
+                    throw RunError.system("\(name): the TAP refuses TUNSETOFFLOAD 0x\(String(offload, radix: 16)) for the offloads the driver acked")
+                }
+                for (index, q) in queues.sorted(by: { $0.key < $1.key }) where index < 2 {
+                    started.append(index)   // before SET_BACKEND: a failure below stops it again
+                    try device.setVringNum(index, q.size)
+                    try device.setVringAddr(index, descriptors: try memory.hostAddress(q.descriptorTable, 16 * UInt64(q.size)),
+                                            used: try memory.hostAddress(q.usedRing, 6 + 8 * UInt64(q.size)),
+                                            available: try memory.hostAddress(q.availableRing, 6 + 2 * UInt64(q.size)))
+                    try device.setVringBase(index, 0)
+                    try device.setVringKick(index, eventFD: notifiers.kickFDs[index].rawValue)
+                    try device.setVringCall(index, eventFD: notifiers.callFD.rawValue)
+                    try device.setBackend(index, tapFD: tapFD)
+                }
+            } catch {
+                // No ring may keep running on addresses the driver will reprogram.
+                stop(&started)
+                throw error
             }
             logger.info("\(name): vhost-net serving \(started.count) ring(s), features 0x\(String(features, radix: 16))")
         }
@@ -96,12 +102,19 @@ final class VhostNetBackend: VirtioDeviceBackend, @unchecked Sendable {
 
     /// Detaches the TAP from each started ring and stops it.
     func reset() throws {
-        try started.withLock { started in
-            for index in started {
+        started.withLock { stop(&$0) }
+    }
+
+    /// Best effort over every ring, so one failing ring does not leave the others running.
+    private func stop(_ started: inout [Int]) {
+        for index in started {
+            do {
                 try device.setBackend(index, tapFD: -1)
                 _ = try device.getVringBase(index)
+            } catch {
+                logger.error("\(name): stopping vhost-net ring \(index): \(error)")
             }
-            started = []
         }
+        started = []
     }
 }
