@@ -18,7 +18,7 @@ extern char **environ;
 
 // MAX_FDS: a net worker takes its socket, up to 16 TAP queues and its metrics page.
 enum { LAUNCH_RUN = 1, LAUNCH_UNLINK = 2, LAUNCH_SECCOMP_SYSCALL = 3, MAX_FDS = 32,
-       MAX_COMMANDS = 64, MAX_STARTED = 64 };
+       MAX_COMMANDS = 64, MAX_STARTED = 64, MAX_FILES = 64 };
 
 struct launch_request { uint32_t kind; uint32_t index; };
 struct launch_reply { int32_t result; int32_t failed_pid; };
@@ -156,6 +156,9 @@ fail:;
 // What the launcher remembers of the processes it started: per command the pidfd of the
 // newest one (a command runs at most once at a time), and the pids (for the kmsg lookup).
 static int live[MAX_COMMANDS];
+// Files of the table not removed yet through a request: removed when volt-vmm goes away
+// without removing them (SIGKILL, crash), then the cleanup command runs.
+static unsigned char file_removed[MAX_FILES];
 static pid_t started[MAX_STARTED];
 static unsigned started_count;
 
@@ -200,8 +203,25 @@ static int was_started(pid_t pid) {
     return 0;
 }
 
+// volt-vmm is gone (its socket closed): remove what it left behind, and if anything was
+// removed, start the cleanup command (not waited for; init reaps it).
+static void clean_up_after(const struct volt_launch_command *commands, size_t command_count,
+                           const char *const *files, size_t file_count, int cleanup) {
+    int removed = 0;
+    for (size_t i = 0; i < file_count; i++) {
+        if (!file_removed[i] && unlink(files[i]) == 0) removed = 1;
+    }
+    if (!removed || cleanup < 0 || (size_t)cleanup >= command_count) return;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return;
+    pid_t pid = fork();
+    if (pid == 0) { close(p[0]); become(&commands[cleanup], NULL, 0, p[1]); }
+    close(p[0]);
+    close(p[1]);
+}
+
 static void serve(int sock, const struct volt_launch_command *commands, size_t command_count,
-                  const char *const *files, size_t file_count) {
+                  const char *const *files, size_t file_count, int cleanup) {
     for (size_t i = 0; i < MAX_COMMANDS; i++) live[i] = -1;
     for (;;) {
         struct launch_request req;
@@ -211,7 +231,10 @@ static void serve(int sock, const struct volt_launch_command *commands, size_t c
                               .msg_controllen = sizeof control.buf };
         ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) _exit(0);                        // volt-vmm closed the socket or is gone
+        if (n <= 0) {                                // volt-vmm closed the socket or is gone
+            clean_up_after(commands, command_count, files, file_count, cleanup);
+            _exit(0);
+        }
         int fds[MAX_FDS];
         int count = 0;
         int malformed = n != (ssize_t)sizeof req || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
@@ -230,6 +253,7 @@ static void serve(int sock, const struct volt_launch_command *commands, size_t c
             reply = run_command(req.index, &commands[req.index], fds, count);
         } else if (!malformed && req.kind == LAUNCH_UNLINK && req.index < file_count && count == 0) {
             reply.result = unlink(files[req.index]) == 0 ? 0 : -errno;
+            file_removed[req.index] = 1;
         } else if (!malformed && req.kind == LAUNCH_SECCOMP_SYSCALL && count == 0 && req.index > 0
                    && req.index <= INT32_MAX) {
             // Only about processes the launcher started: the kernel log stays closed otherwise.
@@ -238,13 +262,16 @@ static void serve(int sock, const struct volt_launch_command *commands, size_t c
         for (int i = 0; i < count; i++) close(fds[i]);
         ssize_t sent;
         do { sent = send(sock, &reply, sizeof reply, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
-        if (sent < 0) _exit(0);
+        if (sent < 0) {
+            clean_up_after(commands, command_count, files, file_count, cleanup);
+            _exit(0);
+        }
     }
 }
 
 int volt_launcher_start(const struct volt_launch_command *commands, size_t command_count,
-                        const char *const *files, size_t file_count, pid_t *pid_out) {
-    if (command_count > MAX_COMMANDS) return -EINVAL;
+                        const char *const *files, size_t file_count, int cleanup, pid_t *pid_out) {
+    if (command_count > MAX_COMMANDS || file_count > MAX_FILES) return -EINVAL;
     for (size_t i = 0; i < command_count; i++) {
         if (commands[i].fd_count < 0 || commands[i].fd_count > MAX_FDS) return -EINVAL;
     }
@@ -256,8 +283,8 @@ int volt_launcher_start(const struct volt_launch_command *commands, size_t comma
     if (pid < 0) { int e = errno; close(sv[0]); close(sv[1]); return -e; }
     if (pid > 0) { close(sv[1]); *pid_out = pid; return sv[0]; }
 
-    // The launcher. Nothing of volt-vmm's but stdio and its socket stays open.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // The launcher. Nothing of volt-vmm's but stdio and its socket stays open. It needs no
+    // death signal: volt-vmm's end of the socket closes with it, however it ends.
     if (getppid() != parent) _exit(0);
     prctl(PR_SET_NAME, "volt-launcher");
     int sock = sv[1];
@@ -273,7 +300,7 @@ int volt_launcher_start(const struct volt_launch_command *commands, size_t comma
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    serve(sock, commands, command_count, files, file_count);
+    serve(sock, commands, command_count, files, file_count, cleanup);
     _exit(0);
 }
 #endif

@@ -168,8 +168,9 @@ import Testing
     static func files(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
 
     /// networkd is not running here: the units are written for the VM's lifetime, the
-    /// fallback is logged, the TAP is created directly, and the units go on exit.
-    @Test(arguments: ["exit", "SIGTERM"]) func networkdModeFallsBackAndRemovesItsUnits(_ ending: String) throws {
+    /// fallback is logged, the TAP is created directly, and the units go on exit — after a
+    /// SIGKILL of volt-vmm too (its launcher removes them when volt-vmm's socket closes).
+    @Test(arguments: ["exit", "SIGTERM", "SIGKILL"]) func networkdModeFallsBackAndRemovesItsUnits(_ ending: String) throws {
         guard let guest = Self.prerequisites() else { return }
         let ns = try Self.bridgeNamespace()
         defer { ns.delete() }
@@ -177,7 +178,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // No peer answers: the guest waits ~5 s for a frame (the test looks at the files
         // meanwhile), then finishes by itself ("exit") or is stopped first ("SIGTERM").
-        let name = ending == "exit" ? "nd-x" : "nd-t"
+        let name = ["exit": "nd-x", "SIGTERM": "nd-t", "SIGKILL": "nd-k"][ending]!
         let vm = try Self.waitingVM(ns, guest: guest, id: name, nets: ["bridge=br0,mode=networkd,queues=4"],
                                     env: ["VOLT_NETWORKD_DIR=\(dir)"], expect: ending == "exit" ? 1 : 100)
         defer { vm.stop() }
@@ -191,14 +192,20 @@ import Testing
         #expect(vm.waitFor("mode=networkd: systemd-networkd is not running — falling back to creating tap-\(name) directly", timeout: 10),
                 "stderr: \(vm.stderr)")
         #expect(try Self.links(ns).contains("tap-\(name)"))
-        if ending == "exit" {
+        switch ending {
+        case "exit":
             #expect(vm.wait(timeout: 30), "the guest did not finish")
             #expect(vm.process.terminationStatus == 0, "stderr: \(vm.stderr)")
-        } else {
+        case "SIGTERM":
             #expect(vm.stop() == 128 + SIGTERM, "stderr: \(vm.stderr)")
+        default:
+            kill(vm.process.processIdentifier, SIGKILL)
+            #expect(vm.wait(timeout: 10))
         }
-        #expect(Self.files(dir).isEmpty, "units left behind: \(Self.files(dir))")
-        #expect(vm.stderr.contains("removed \(dir)/50-vm-\(name).netdev"), "stderr: \(vm.stderr)")
+        #expect(Self.eventually(timeout: 5) { Self.files(dir).isEmpty }, "units left behind: \(Self.files(dir))")
+        if ending != "SIGKILL" {
+            #expect(vm.stderr.contains("removed \(dir)/50-vm-\(name).netdev"), "stderr: \(vm.stderr)")
+        }
         #expect(try Self.eventually(timeout: 5) { try !Self.links(ns).contains("tap-\(name)") })
     }
 

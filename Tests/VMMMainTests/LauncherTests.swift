@@ -118,6 +118,28 @@ import VoltTestSupport
         withExtendedLifetime(ours) {}
     }
 
+    /// volt-vmm gone without removing its files (SIGKILL): the launcher removes the rest and
+    /// runs the cleanup command; when every file was removed through requests, it does nothing.
+    @Test func removesWhatVoltVMMLeftBehind() throws {
+        let dir = try makeTemporaryDirectory("launcher-cleanup")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let files = ["a", "b", "c", "d"].map { dir.appendingPathComponent($0).path }
+        for file in files { FileManager.default.createFile(atPath: file, contents: Data()) }
+        let markers = ["left", "clean"].map { dir.appendingPathComponent("reloaded-\($0)").path }
+        func release(files: [String], marker: String, removing: [Int]) throws {
+            let launcher = try Launcher(commands: [.init(executable: "/usr/bin/touch", arguments: [marker], fdCount: 0)],
+                                        files: files, cleanup: 0)
+            for index in removing { try launcher.unlink(index) }
+        }
+        try release(files: Array(files[0...1]), marker: markers[0], removing: [0])
+        try release(files: Array(files[2...3]), marker: markers[1], removing: [0, 1])
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: markers[0]) && waited < 200 { usleep(10_000); waited += 1 }
+        #expect(FileManager.default.fileExists(atPath: markers[0]), "cleanup command ran after removing b")
+        #expect(files.allSatisfy { !FileManager.default.fileExists(atPath: $0) }, "every table file is gone")
+        #expect(!FileManager.default.fileExists(atPath: markers[1]), "nothing was left, so no cleanup command")
+    }
+
     @Test func exitsWhenReleased() throws {
         var launcher: Launcher? = try Launcher(commands: [], files: [])
         let pid = launcher!.pid

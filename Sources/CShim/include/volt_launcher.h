@@ -19,10 +19,12 @@ struct volt_launch_command {
 
 /// Forks the launcher. The tables are read by the child from its copy of memory at fork time
 /// (the caller may free them once this returns). The child makes only async-signal-safe calls,
-/// so other threads may run. Returns volt-vmm's end of the request socket (close-on-exec); the launcher's pid
-/// goes to *pid. The launcher exits when that socket closes, or with volt-vmm (PDEATHSIG).
+/// so other threads may run. Returns volt-vmm's end of the request socket (close-on-exec); the
+/// launcher's pid goes to *pid. The launcher exits when that socket closes — volt-vmm ended,
+/// however — after removing the table files no request removed and, if it removed any,
+/// starting command `cleanup` (-1: none), e.g. `networkctl reload` after networkd units.
 int volt_launcher_start(const struct volt_launch_command *commands, size_t command_count,
-                        const char *const *files, size_t file_count, pid_t *pid);
+                        const char *const *files, size_t file_count, int cleanup, pid_t *pid);
 
 /// Starts command `index` with `fds` as its fds 3, 4, ... (every other fd above 2 closed, signal
 /// mask empty, dispositions default, environment of volt-vmm at fork time). At most one process

@@ -23,8 +23,9 @@ final class Launcher: @unchecked Sendable {
     private let socket: Mutex<CInt>
 
     /// Forks the launcher. Safe with other threads running: the child runs only C code
-    /// that makes async-signal-safe calls (no allocator, no locks).
-    init(commands: [Command], files: [String]) throws {
+    /// that makes async-signal-safe calls (no allocator, no locks). If volt-vmm ends without
+    /// removing `files` (SIGKILL, a crash), the launcher removes them and runs command `cleanup`.
+    init(commands: [Command], files: [String], cleanup: Int? = nil) throws {
         let argvs = commands.map { CStringArray([$0.executable] + $0.arguments) }
         let paths = CStringArray(commands.map(\.executable))
         let fileNames = CStringArray(files)
@@ -35,7 +36,7 @@ final class Launcher: @unchecked Sendable {
             }
             return table.withUnsafeBufferPointer { t in
                 fileNames.pointers.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: files.count + 1) { f in
-                    volt_launcher_start(t.baseAddress, t.count, f, files.count, &launcherPID)
+                    volt_launcher_start(t.baseAddress, t.count, f, files.count, CInt(cleanup ?? -1), &launcherPID)
                 }
             }
         }

@@ -153,7 +153,8 @@ struct VirtioDevices {
                 reloads.append(nil)
             }
         }
-        let launcher = try Launcher(commands: commands, files: files)
+        // After a SIGKILL of volt-vmm the launcher removes the units and reloads networkd.
+        let launcher = try Launcher(commands: commands, files: files, cleanup: reloads.compactMap { $0 }.first)
         var command = 0
         for worker in workers.compactMap({ $0 }) {
             worker.restartThrough(launcher, command: command)
