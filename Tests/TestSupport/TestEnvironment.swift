@@ -67,6 +67,15 @@ public enum TestEnvironment {
         public var timedOut: Bool
     }
 
+    /// `path arguments` wrapped so the program gets SIGTERM if this test process dies (a
+    /// crashed test run must not leave VMs running): `setpriv --pdeathsig SIGTERM`, which
+    /// execs the program in place (same pid). Unwrapped where setpriv is missing.
+    public static func tiedToThisProcess(_ path: String, _ arguments: [String]) -> (URL, [String]) {
+        let setpriv = "/usr/bin/setpriv"
+        guard FileManager.default.isExecutableFile(atPath: setpriv) else { return (URL(fileURLWithPath: path), arguments) }
+        return (URL(fileURLWithPath: setpriv), ["--pdeathsig", "TERM", "--", path] + arguments)
+    }
+
     /// Runs a program, killing it after `timeout` seconds. `stdin` is written at once, or
     /// only after stdout shows `inputAfter`; with `stopWhen`, the program is terminated
     /// as soon as its stdout contains that text (for guests that never finish here).
@@ -74,8 +83,7 @@ public enum TestEnvironment {
                            stopWhen: String? = nil, whenOutput: (String, () -> Void)? = nil,
                            timeout: Double = 30) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
+        (process.executableURL, process.arguments) = tiedToThisProcess(path, arguments)
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -1,4 +1,5 @@
 import Foundation
+import VoltTestSupport
 
 /// A program running beside the test (worker, peer), output collected; `stop()` sends
 /// SIGTERM and waits (SIGKILL after 5 s).
@@ -10,8 +11,7 @@ final class Background: @unchecked Sendable {
     private let group = DispatchGroup()
 
     init(_ path: String, _ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
+        (process.executableURL, process.arguments) = TestEnvironment.tiedToThisProcess(path, arguments)
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
