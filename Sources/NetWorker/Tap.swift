@@ -1,4 +1,5 @@
 import CShim
+import VirtioCore
 import Glibc
 import IPC
 
@@ -87,19 +88,8 @@ final class Tap {
         guard r >= 0 else { throw .tap("TAP \(name): TUNSETOFFLOAD 0", errno: -r, fix: "pass a TAP fd") }
     }
 
-    /// The TUN_F_* offloads this TAP accepts, probed one by one (CSUM first: the TSO bits
-    /// are only valid with it). Leaves the offloads at 0.
-    func supportedOffloads() -> UInt32 {
-        var supported: UInt32 = 0
-        guard volt_tap_set_offload(fd.rawValue, UInt32(VOLT_TUN_F_CSUM)) >= 0 else { return 0 }
-        supported |= UInt32(VOLT_TUN_F_CSUM)
-        for bit in [VOLT_TUN_F_TSO4, VOLT_TUN_F_TSO6, VOLT_TUN_F_TSO_ECN, VOLT_TUN_F_UFO] {
-            let flags = UInt32(VOLT_TUN_F_CSUM) | UInt32(bit) | (bit == VOLT_TUN_F_TSO_ECN ? UInt32(VOLT_TUN_F_TSO4) : 0)
-            if volt_tap_set_offload(fd.rawValue, flags) >= 0 { supported |= UInt32(bit) }
-        }
-        _ = volt_tap_set_offload(fd.rawValue, 0)
-        return supported
-    }
+    /// The TUN_F_* offloads this TAP accepts (leaves them at 0).
+    func supportedOffloads() -> UInt32 { NetDeviceModel.probeTapOffloads(fd: fd.rawValue) }
 
     /// TUNSETOFFLOAD. Returns 0 or -errno.
     func setOffload(_ flags: UInt32) -> CInt { volt_tap_set_offload(fd.rawValue, flags) }

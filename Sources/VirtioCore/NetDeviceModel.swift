@@ -40,6 +40,20 @@ public enum NetDeviceModel {
         return c
     }
 
+    /// The TUN_F_* offloads the TAP behind `fd` accepts, probed one by one (CSUM first: the
+    /// TSO bits are only valid with it). Leaves the offloads at 0.
+    public static func probeTapOffloads(fd: Int32) -> UInt32 {
+        var supported: UInt32 = 0
+        guard volt_tap_set_offload(fd, UInt32(VOLT_TUN_F_CSUM)) >= 0 else { return 0 }
+        supported |= UInt32(VOLT_TUN_F_CSUM)
+        for bit in [VOLT_TUN_F_TSO4, VOLT_TUN_F_TSO6, VOLT_TUN_F_TSO_ECN, VOLT_TUN_F_UFO] {
+            let flags = UInt32(VOLT_TUN_F_CSUM) | UInt32(bit) | (bit == VOLT_TUN_F_TSO_ECN ? UInt32(VOLT_TUN_F_TSO4) : 0)
+            if volt_tap_set_offload(fd, flags) >= 0 { supported |= UInt32(bit) }
+        }
+        _ = volt_tap_set_offload(fd, 0)
+        return supported
+    }
+
     /// The offload features a TAP with TUN_F_* `tapOffloads` lets us offer: the host side
     /// (the TAP takes partial checksums and GSO frames from the guest) and the guest side
     /// (the TAP may hand such frames to the guest).

@@ -43,7 +43,7 @@ final class VhostNetBackend: VirtioDeviceBackend, @unchecked Sendable {
         self.device = device
         tapFD = tap.queues[0].rawValue
         offeredFeatures = (device.features & Self.ringFeatures) | NetFeature.mac | NetFeature.status
-            | (mtu != nil ? NetFeature.mtu : 0) | NetDeviceModel.offloadFeatures(tapOffloads: Self.tapOffloads(tapFD))
+            | (mtu != nil ? NetFeature.mtu : 0) | NetDeviceModel.offloadFeatures(tapOffloads: NetDeviceModel.probeTapOffloads(fd: tapFD))
         // Now, while unfiltered: vCPU threads may only set offloads on the TAP later.
         let r = volt_tap_set_vnet_hdr_size(tapFD, Self.vnetHeaderSize)
         guard r >= 0 else { throw VhostNetError.unsupported("TUNSETVNETHDRSZ \(Self.vnetHeaderSize) on TAP \(tap.name) failed (errno \(-r))") }
@@ -51,17 +51,6 @@ final class VhostNetBackend: VirtioDeviceBackend, @unchecked Sendable {
         self.memory = memory
         self.logger = logger
         notifiers = try QueueNotifiers(vm: vm, mmioBase: mmioBase, irq: irq, queues: 2)
-    }
-
-    /// TUN_F_* offloads this TAP accepts: each probed with TUNSETOFFLOAD, then cleared again.
-    private static func tapOffloads(_ fd: Int32) -> UInt32 {
-        var accepted: UInt32 = 0
-        for bit in [VOLT_TUN_F_CSUM, VOLT_TUN_F_TSO4, VOLT_TUN_F_TSO6, VOLT_TUN_F_TSO_ECN, VOLT_TUN_F_UFO] {
-            let wanted = accepted | UInt32(bit) | UInt32(VOLT_TUN_F_CSUM)
-            if volt_tap_set_offload(fd, wanted) >= 0 { accepted = wanted }
-        }
-        _ = volt_tap_set_offload(fd, 0)
-        return accepted
     }
 
     func readConfig(offset: UInt32, size: UInt32) throws -> [UInt8] {
@@ -83,9 +72,8 @@ final class VhostNetBackend: VirtioDeviceBackend, @unchecked Sendable {
                 for (index, q) in queues.sorted(by: { $0.key < $1.key }) where index < 2 {
                     started.append(index)   // before SET_BACKEND: a failure below stops it again
                     try device.setVringNum(index, q.size)
-                    try device.setVringAddr(index, descriptors: try memory.hostAddress(q.descriptorTable, 16 * UInt64(q.size)),
-                                            used: try memory.hostAddress(q.usedRing, 6 + 8 * UInt64(q.size)),
-                                            available: try memory.hostAddress(q.availableRing, 6 + 2 * UInt64(q.size)))
+                    let ring = try q.hostAddresses(in: memory)
+                    try device.setVringAddr(index, descriptors: ring.descriptors, used: ring.used, available: ring.available)
                     try device.setVringBase(index, 0)
                     try device.setVringKick(index, eventFD: notifiers.kickFDs[index].rawValue)
                     try device.setVringCall(index, eventFD: notifiers.callFD.rawValue)

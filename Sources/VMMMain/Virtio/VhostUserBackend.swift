@@ -183,12 +183,9 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
 
     private func startRing(_ frontend: Frontend, _ index: Int, _ q: VirtqueueConfig, base: UInt16) throws {
         try frontend.setVringNum(index: index, num: q.size)
-        try frontend.setVringAddr(VringAddress(
-            index: UInt32(index), flags: 0,
-            descriptorTable: try memory.hostAddress(q.descriptorTable, 16 * UInt64(q.size)),
-            usedRing: try memory.hostAddress(q.usedRing, 6 + 8 * UInt64(q.size)),
-            availableRing: try memory.hostAddress(q.availableRing, 6 + 2 * UInt64(q.size)),
-            logGuestAddress: 0))
+        let ring = try q.hostAddresses(in: memory)
+        try frontend.setVringAddr(VringAddress(index: UInt32(index), flags: 0, descriptorTable: ring.descriptors,
+                                               usedRing: ring.used, availableRing: ring.available, logGuestAddress: 0))
         try frontend.setVringBase(index: index, base: base)
         try frontend.setVringCall(index: index, fd: callFD.descriptor)
         try frontend.setVringKick(index: index, fd: kickFDs[index].descriptor)
