@@ -58,6 +58,11 @@ final class QueueHandler {
 
     private let bounce: UnsafeMutableRawPointer
     private let header: UnsafeMutableRawPointer
+    /// iovecs for one readv/writev: a chain's buffers (at most `maxIovecs`), plus the
+    /// header and bounce buffer on RX. Kept, so a frame builds them without a closure.
+    private let iovecs: UnsafeMutableBufferPointer<iovec>
+    /// The TAP queue's fd (read once: `tap.fd` is an object).
+    private let tapFD: CInt
 
     init(pairIndex: Int, tap: Tap, faults: FaultInjector = FaultInjector([])) {
         self.faults = faults
@@ -67,11 +72,14 @@ final class QueueHandler {
         self.tap = tap
         bounce = .allocate(byteCount: Self.maxFrame, alignment: 16)
         header = .allocate(byteCount: NetHeader.size, alignment: 16)
+        iovecs = .allocate(capacity: Self.maxIovecs + 2)
+        tapFD = tap.fd.rawValue
     }
 
     deinit {
         bounce.deallocate()
         header.deallocate()
+        iovecs.deallocate()
     }
 
     /// Whether the event loop should watch the TAP for input / output.
@@ -95,16 +103,16 @@ final class QueueHandler {
         var more = false
         var processed = 0
         q.disableNotifications()
+        // Filled in place for each chain (no copy of a chain per frame).
+        var chain = DescriptorChain()
         loop: while true {
             if processed >= budget { more = true; break }
-            let chain: DescriptorChain
             do {
-                guard let c = try q.popAvailable() else {
+                guard try q.popAvailable(into: &chain) else {
                     // Ask for kicks again, then re-check: a chain added meanwhile sends none.
                     if try q.enableNotifications() { q.disableNotifications(); continue }
                     break
                 }
-                chain = c
             } catch {
                 if case let .malformedChain(head, _) = error {
                     metrics.txDroppedMalformed += 1
@@ -151,7 +159,7 @@ final class QueueHandler {
     enum TransmitOutcome { case sent(Int), malformed, tapError, again }
 
     /// `corrupt`: send a copy with one payload byte flipped (`--fault corrupt`).
-    func transmit(_ chain: DescriptorChain, corrupt: Bool = false) -> TransmitOutcome {
+    func transmit(_ chain: borrowing DescriptorChain, corrupt: Bool = false) -> TransmitOutcome {
         // The header must be there (5.1.6.2); the TAP would also refuse it.
         guard chain.readableLength >= UInt32(NetHeader.size), chain.readableLength <= UInt32(Self.maxFrame) else { return .malformed }
         guard chain.readableCount <= Self.maxIovecs else { return .malformed }
@@ -160,9 +168,9 @@ final class QueueHandler {
             copy.iov_len = chain.copyFromReadable(into: UnsafeMutableRawBufferPointer(start: bounce, count: Self.maxFrame))
             Self.flipByte(in: [copy], frameLength: copy.iov_len)
         }
+        let count = corrupt ? 0 : chain.fillIovecs(writable: false, into: iovecs)
         while true {
-            let n = corrupt ? volt_writev(tap.fd.rawValue, &copy, 1)
-                : chain.withIovecs(writable: false) { v in volt_writev(tap.fd.rawValue, v.baseAddress, CInt(v.count)) }
+            let n = corrupt ? volt_writev(tapFD, &copy, 1) : volt_writev(tapFD, iovecs.baseAddress, CInt(count))
             if n >= 0 { return .sent(Int(n)) }
             switch Int32(-n) {
             case EINTR: continue
@@ -239,16 +247,16 @@ final class QueueHandler {
     /// Malformed chains go straight back. False if the ring broke.
     private func fillCache(_ q: inout Virtqueue, _ cache: inout RXChainCache, space: Int = 0) -> Bool {
         while cache.isEmpty || (mergeable && cache.space < space && cache.count < Int(q.size)) {
-            let index = q.nextAvail
             do {
-                guard let chain = try q.popAvailable() else { return true }
+                guard try cache.appendNext(from: &q) else { return true }
                 // Each RX buffer holds at least the header (5.1.6.3.1); readv needs few iovecs.
-                guard chain.writableLength >= UInt32(NetHeader.size), chain.writableCount < Self.maxIovecs - 2 else {
+                let newest = cache.count - 1
+                guard cache.writableLength(newest) >= NetHeader.size, cache.writableCount(newest) < Self.maxIovecs - 2 else {
                     metrics.rxMalformedChains += 1
-                    returnChain(&q, head: chain.head, length: 0)
+                    returnChain(&q, head: cache.head(newest), length: 0)
+                    cache.removeLast()
                     continue
                 }
-                cache.append(chain, availIndex: index)
             } catch {
                 if case let .malformedChain(head, _) = error {
                     metrics.rxMalformedChains += 1
@@ -271,18 +279,12 @@ final class QueueHandler {
     /// overflow is then copied into further chains (or kept until the guest offers them).
     private func receive(_ q: inout Virtqueue, _ cache: inout RXChainCache) -> ReceiveOutcome {
         let firstSpace = cache.writableLength(0)
+        iovecs[0] = iovec(iov_base: header, iov_len: NetHeader.size)
+        let data = cache.fillWritableIovecs(0, into: UnsafeMutableBufferPointer(rebasing: iovecs[1...]), skip: UInt64(NetHeader.size))
+        iovecs[data + 1] = iovec(iov_base: bounce, iov_len: Self.maxFrame)
         var n = 0
         repeat {
-            n = cache.withFirst { first in
-                first.withIovecs(writable: true, skip: UInt64(NetHeader.size), length: .max) { data in
-                    withUnsafeTemporaryAllocation(of: iovec.self, capacity: data.count + 2) { v in
-                        v[0] = iovec(iov_base: header, iov_len: NetHeader.size)
-                        _ = UnsafeMutableBufferPointer(rebasing: v[1...]).initialize(fromContentsOf: data)
-                        v[data.count + 1] = iovec(iov_base: bounce, iov_len: Self.maxFrame)
-                        return Int(volt_readv(tap.fd.rawValue, v.baseAddress, CInt(data.count + 2)))
-                    }
-                }
-            }
+            n = Int(volt_readv(tapFD, iovecs.baseAddress, CInt(data + 2)))
         } while n == -Int(EINTR)
         if n == -Int(EAGAIN) { return .empty }
         if n < 0 { return .failed(Int32(-n)) }
@@ -299,9 +301,11 @@ final class QueueHandler {
         }
         let overflow = max(0, n - firstSpace)
         if corruptPercent > 0, faults.roll(corruptPercent) {
-            cache.chain(0).withIovecs(writable: true, skip: UInt64(NetHeader.size), length: UInt64(firstSpace - NetHeader.size)) { data in
-                Self.flipByte(in: [iovec(iov_base: header, iov_len: NetHeader.size)] + data
-                                  + [iovec(iov_base: bounce, iov_len: overflow)], frameLength: n)
+            cache.withChain(0) { first in
+                first.pointee.withIovecs(writable: true, skip: UInt64(NetHeader.size), length: UInt64(firstSpace - NetHeader.size)) { data in
+                    Self.flipByte(in: [iovec(iov_base: header, iov_len: NetHeader.size)] + data
+                                      + [iovec(iov_base: bounce, iov_len: overflow)], frameLength: n)
+                }
             }
             metrics.faultsInjected += 1
         }
@@ -319,14 +323,15 @@ final class QueueHandler {
         // The rest goes into further chains, taken now; if the guest has not offered
         // enough, keep the frame until it does.
         guard fillCache(&q, &cache, space: n), cache.space >= n else {
-            keepPending(cache.chain(0), frameLength: n, overflow: overflow)
+            cache.withChain(0) { keepPending($0.pointee, frameLength: n, overflow: overflow) }
             return .pending
         }
         var offset = 0
         var chains = 1
         while offset < overflow {
-            let chain = cache.chain(chains)
-            offset += chain.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: bounce + offset, count: overflow - offset))
+            offset += cache.withChain(chains) {
+                $0.pointee.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: bounce + offset, count: overflow - offset))
+            }
             chains += 1
         }
         deliver(&q, &cache, frameLength: n, chains: chains)
@@ -366,9 +371,8 @@ final class QueueHandler {
         var chains = 0
         frame.withUnsafeBytes { bytes in
             while offset < frame.count {
-                let chain = cache.chain(chains)
-                let k = min(Int(chain.writableLength), frame.count - offset)
-                _ = chain.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + k)]))
+                let k = min(cache.writableLength(chains), frame.count - offset)
+                _ = cache.withChain(chains) { $0.pointee.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + k)])) }
                 offset += k
                 chains += 1
             }
@@ -383,7 +387,7 @@ final class QueueHandler {
     private func deliver(_ q: inout Virtqueue, _ cache: inout RXChainCache, frameLength n: Int, chains used: Int) {
         // 5.1.6.4: num_buffers = chains used (1 without MRG_RXBUF).
         header.storeBytes(of: UInt16(clamping: used).littleEndian, toByteOffset: NetHeader.numBuffersOffset, as: UInt16.self)
-        _ = cache.withFirst { $0.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: header, count: NetHeader.size)) }
+        _ = cache.withChain(0) { $0.pointee.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: header, count: NetHeader.size)) }
         var remaining = n
         for i in 0..<used {
             let k = min(cache.writableLength(i), remaining)

@@ -1,61 +1,102 @@
+import Glibc
 import VirtioCore
 
 /// RX chains taken from the ring and not yet used, oldest first, with their avail index:
-/// a ring buffer over an array, so the oldest leaving moves nothing. Entries are a struct,
-/// not a tuple, and not optional: an array of tuples of non-trivial values was copied and
-/// destroyed through the runtime's generic tuple witnesses (~280 instructions per RX
-/// frame), optional slots through the generic Optional witnesses. A slot that was
-/// consumed keeps its old entry until overwritten (at most `capacity` chains, which keep
-/// their memory map alive a little longer); `removeAll()` drops them all. The handler
-/// moves the cache into a local for a whole batch (one exclusivity check, not one per use).
-struct RXChainCache {
+/// a ring over storage of its own, so the oldest leaving moves nothing, and chains are
+/// parsed into their slot and used there. Copying a chain (~150 bytes and its spill
+/// array) was most of the per-frame work when this was an array of entries: every read
+/// through an array subscript copied the entry. The cache is noncopyable (it owns the
+/// storage); the handler moves it into a local for a whole batch (`swap`: one
+/// exclusivity check per batch, not one per use). Slots past `count` keep old chains
+/// until overwritten; they are never read.
+///
+/// Chains point into guest memory without holding it: the cache holds the memory map of
+/// every chain it keeps (one reference, not one per chain), so a SET_MEM_TABLE that
+/// replaces the queue's map never unmaps a buffer still cached here.
+struct RXChainCache: ~Copyable {
     struct Entry {
-        var chain: DescriptorChain
-        var availIndex: UInt16
+        var chain = DescriptorChain()
+        var availIndex: UInt16 = 0
     }
 
-    /// Filled from index 0 up, then reused as a ring of `capacity` (a power of two).
-    private var slots: [Entry] = []
+    /// `capacity` initialized entries (a power of two), or none when `capacity` is 0.
+    private var slots: UnsafeMutablePointer<Entry>
     private var capacity: Int
     private var start = 0
     private(set) var count = 0
     /// Sum of the cached chains' writable lengths.
     private(set) var space = 0
+    /// The map the newest chains point into, and older ones still in use by cached chains.
+    private var memory: MemoryMap?
+    private var olderMemory: [MemoryMap] = []
 
     /// `capacity` 0: no storage (a placeholder to swap with, allocation-free).
     init(capacity: Int = 16) {
         var c = capacity > 0 ? 1 : 0
         while c < capacity { c <<= 1 }
         self.capacity = c
+        slots = Self.allocate(c)
+    }
+
+    deinit {
+        Self.free(slots, capacity)
+    }
+
+    private static func allocate(_ capacity: Int) -> UnsafeMutablePointer<Entry> {
+        guard capacity > 0 else { return UnsafeMutablePointer(bitPattern: MemoryLayout<Entry>.alignment)! }
+        let p = UnsafeMutablePointer<Entry>.allocate(capacity: capacity)
+        p.initialize(repeating: Entry(), count: capacity)
+        return p
+    }
+
+    private static func free(_ p: UnsafeMutablePointer<Entry>, _ capacity: Int) {
+        guard capacity > 0 else { return }
+        p.deinitialize(count: capacity)
+        p.deallocate()
     }
 
     var isEmpty: Bool { count == 0 }
 
-    private func slot(_ i: Int) -> Int {
+    @inline(__always) private func slot(_ i: Int) -> UnsafeMutablePointer<Entry> {
         precondition(i >= 0 && i < count, "RXChainCache index out of range")
-        return (start &+ i) & (capacity &- 1)
+        return slots + ((start &+ i) & (capacity &- 1))
     }
 
-    /// The `i`-th oldest chain (0 ≤ i < count).
-    func chain(_ i: Int) -> DescriptorChain { slots[slot(i)].chain }
-    func head(_ i: Int) -> UInt16 { slots[slot(i)].chain.head }
-    func writableLength(_ i: Int) -> Int { Int(slots[slot(i)].chain.writableLength) }
-    func availIndex(_ i: Int) -> UInt16 { slots[slot(i)].availIndex }
+    /// Runs `body` on the `i`-th oldest chain (0 ≤ i < count) where it lies (no copy).
+    func withChain<R>(_ i: Int, _ body: (UnsafePointer<DescriptorChain>) -> R) -> R {
+        withUnsafePointer(to: &slot(i).pointee.chain) { body($0) }
+    }
+    /// `DescriptorChain.fillIovecs` on the writable part of the `i`-th oldest chain, in place.
+    func fillWritableIovecs(_ i: Int, into storage: UnsafeMutableBufferPointer<iovec>, skip: UInt64) -> Int {
+        slot(i).pointee.chain.fillIovecs(writable: true, into: storage, skip: skip)
+    }
+    func head(_ i: Int) -> UInt16 { slot(i).pointee.chain.head }
+    func writableLength(_ i: Int) -> Int { Int(slot(i).pointee.chain.writableLength) }
+    func writableCount(_ i: Int) -> Int { slot(i).pointee.chain.writableCount }
+    func availIndex(_ i: Int) -> UInt16 { slot(i).pointee.availIndex }
 
-    /// Runs `body` on the oldest chain in place (no copy).
-    func withFirst<R>(_ body: (borrowing DescriptorChain) -> R) -> R { body(slots[slot(0)].chain) }
-
-    mutating func append(_ chain: consuming DescriptorChain, availIndex: UInt16) {
-        if count == capacity { grow() }
-        let length = Int(chain.writableLength)
-        let p = (start &+ count) & (capacity &- 1)
-        if p == slots.count {
-            slots.append(Entry(chain: chain, availIndex: availIndex))
-        } else {
-            slots[p] = Entry(chain: chain, availIndex: availIndex)
+    /// Takes the next available chain of `q` into a new newest entry, parsed in place.
+    /// False if `q` has none. On a thrown error nothing was added.
+    mutating func appendNext(from q: inout Virtqueue) throws(VirtqueueError) -> Bool {
+        if q.memory !== memory {
+            if count == 0 { olderMemory.removeAll() } else if let memory { olderMemory.append(memory) }
+            memory = q.memory
         }
+        if count == capacity { grow() }
+        let p = slots + ((start &+ count) & (capacity &- 1))
+        let index = q.nextAvail
+        guard try q.popAvailable(into: &p.pointee.chain) else { return false }
+        p.pointee.availIndex = index
         count += 1
-        space += length
+        space += Int(p.pointee.chain.writableLength)
+        return true
+    }
+
+    /// Drops the newest entry (a chain found unusable right after `appendNext`).
+    mutating func removeLast() {
+        precondition(count > 0, "RXChainCache: removing from an empty cache")
+        space -= writableLength(count - 1)
+        count -= 1
     }
 
     /// Drops the `n` oldest entries.
@@ -66,12 +107,13 @@ struct RXChainCache {
         count -= n
     }
 
-    /// Drops every entry, consumed slots included.
+    /// Drops every entry and the maps they held.
     mutating func removeAll() {
-        slots.removeAll()
         start = 0
         count = 0
         space = 0
+        memory = nil
+        olderMemory.removeAll()
     }
 
     /// Whether the entries' avail indices run on one by one from the oldest, up to `next`
@@ -84,11 +126,12 @@ struct RXChainCache {
     }
 
     private mutating func grow() {
-        var bigger: [Entry] = []
-        bigger.reserveCapacity(Swift.max(16, capacity * 2))
-        for i in 0..<count { bigger.append(slots[slot(i)]) }
-        slots = bigger
-        capacity = Swift.max(16, capacity * 2)
+        let bigger = Swift.max(16, capacity * 2)
+        let p = Self.allocate(bigger)
+        for i in 0..<count { p[i] = slot(i).pointee }
+        Self.free(slots, capacity)
+        slots = p
+        capacity = bigger
         start = 0
     }
 }

@@ -16,8 +16,8 @@ public struct DescriptorBuffer: Equatable {
     public let length: UInt32
     /// Device-writable (driver→device buffers are not).
     public let writable: Bool
-    /// Host address, translated once at validation (valid while the chain's map lives).
-    let host: UnsafeMutableRawPointer
+    /// Host address, translated once at validation (valid while the queue's map lives).
+    @usableFromInline let host: UnsafeMutableRawPointer
 
     public static func == (a: DescriptorBuffer, b: DescriptorBuffer) -> Bool {
         a.address == b.address && a.length == b.length && a.writable == b.writable
@@ -27,22 +27,33 @@ public struct DescriptorBuffer: Equatable {
 /// A descriptor chain taken from the available ring, already walked and validated:
 /// device-readable buffers first, then device-writable ones. Every field was read
 /// from guest memory exactly once; later guest writes to the table change nothing here.
+///
+/// The buffers' host addresses point into the `MemoryMap` of the queue the chain came
+/// from, and the chain holds no reference to it (a reference made every copy of a chain
+/// a retain and a release: ~10 % of a net worker's instructions). Whoever keeps a chain
+/// past the life of that queue value keeps its map too (`Virtqueue.memory`), as the net
+/// worker's RX cache does.
 public struct DescriptorChain: RandomAccessCollection {
     /// Descriptor table index of the chain's head: what `addUsed(head:length:)` returns.
-    public let head: UInt16
+    public internal(set) var head: UInt16
     public internal(set) var buffers = DescriptorList()
     /// Number of leading device-readable buffers.
     public internal(set) var readableCount = 0
     /// Total bytes of readable / writable buffers (their sum is < 2^32).
     public internal(set) var readableLength: UInt32 = 0
     public internal(set) var writableLength: UInt32 = 0
-    /// The map the buffers point into; held so their host addresses stay valid.
-    public let memory: MemoryMap
+    /// An empty chain, for `Virtqueue.popAvailable(into:)` to fill in place.
+    public init() {
+        head = 0
+    }
 
-    /// An empty chain that `ChainParser` fills in place (no copy of the buffers after).
-    init(head: UInt16, memory: MemoryMap) {
+    /// Empties the chain for reuse as head `head` (a spill array keeps its capacity).
+    mutating func reset(head: UInt16) {
         self.head = head
-        self.memory = memory
+        buffers.removeAll()
+        readableCount = 0
+        readableLength = 0
+        writableLength = 0
     }
 
     public var startIndex: Int { buffers.startIndex }
@@ -78,23 +89,27 @@ struct RawDescriptor {
     }
 }
 
-/// Walks a chain once, checking each spec rule as it goes, appending to the chain it
-/// returns (built in place: copying a chain costs retains and a ~150-byte move).
+/// Walks a chain once, checking each spec rule as it goes, appending to a chain the
+/// caller owns (filled in place: each copy of a ~150-byte chain is a move through
+/// memcpy, and returning one by value cost three of them).
 struct ChainParser {
     /// Queue size N: direct table size and the limit on buffers per chain.
     let queueSize: UInt16
+    /// Where buffers and indirect tables must lie; the queue holds it during the parse
+    /// (unretained: a retain and a release per buffer were a tenth of the walk).
+    let memory: Unmanaged<MemoryMap>
     var readableLength: UInt64 = 0
     var writableLength: UInt64 = 0
 
-    /// `table` points at the validated descriptor table of `queueSize` entries.
-    static func parse(head: UInt16, table: UnsafeRawPointer, queueSize: UInt16,
-                      memory: MemoryMap) throws(DescriptorChainError) -> DescriptorChain {
-        var chain = DescriptorChain(head: head, memory: memory)
-        var parser = ChainParser(queueSize: queueSize)
+    /// Fills `chain` (emptied first) with the chain at `head`. `table` points at the
+    /// validated descriptor table of `queueSize` entries.
+    static func parse(into chain: inout DescriptorChain, head: UInt16, table: UnsafeRawPointer, queueSize: UInt16,
+                      memory: MemoryMap) throws(DescriptorChainError) {
+        chain.reset(head: head)
+        var parser = ChainParser(queueSize: queueSize, memory: .passUnretained(memory))
         if let error = parser.walk(&chain, head: head, table: table) { throw error }
         chain.readableLength = UInt32(parser.readableLength)
         chain.writableLength = UInt32(parser.writableLength)
-        return chain
     }
 
     mutating func walk(_ chain: inout DescriptorChain, head: UInt16, table: UnsafeRawPointer) -> DescriptorChainError? {
@@ -125,7 +140,7 @@ struct ChainParser {
         // The table holds len/16 descriptors (2.7.5.3): len must be a non-zero multiple of 16.
         guard d.length > 0, d.length % UInt32(RawDescriptor.size) == 0 else { return .indirectBadLength(d.length) }
         let tableAddress = GuestAddress(d.address)
-        guard let table = try? chain.memory.pointer(at: tableAddress, length: UInt64(d.length)) else {
+        guard let table = (memory._withUnsafeGuaranteedRef { try? $0.pointer(at: tableAddress, length: UInt64(d.length)) }) else {
             return .indirectOutOfMemory(tableAddress, length: d.length)
         }
         // Entries addressable by a 16-bit `next`; larger tables would exceed the
@@ -157,7 +172,7 @@ struct ChainParser {
         guard readableLength + writableLength + UInt64(d.length) <= UInt64(UInt32.max) else { return .lengthOverflow }
         let address = GuestAddress(d.address)
         // Every buffer must be guest memory, wholly inside one region.
-        guard let host = try? chain.memory.pointer(at: address, length: UInt64(d.length)) else {
+        guard let host = (memory._withUnsafeGuaranteedRef { try? $0.pointer(at: address, length: UInt64(d.length)) }) else {
             return .bufferOutOfMemory(address, length: d.length)
         }
         if writable { writableLength += UInt64(d.length) } else { readableLength += UInt64(d.length); chain.readableCount += 1 }

@@ -33,6 +33,12 @@ public struct DescriptorList: RandomAccessCollection {
         }
     }
 
+    /// Empties the list; a spill array keeps its capacity for the next chain.
+    mutating func removeAll() {
+        count = 0
+        if spill != nil { spill!.removeAll(keepingCapacity: true) }
+    }
+
     mutating func append(_ buffer: DescriptorBuffer) {
         switch count {
         case 0: b0 = buffer

@@ -1,8 +1,8 @@
 import Glibc
 
 /// iovec arrays over a chain's buffers, for readv/writev/preadv/pwritev. The iovecs
-/// point into guest memory: they are valid only while the chain (which holds its
-/// MemoryMap) is alive, e.g. inside `withExtendedLifetime(chain)`.
+/// point into guest memory: they are valid only while the map of the queue the chain
+/// came from is alive.
 extension DescriptorChain {
     /// Driver→device buffers, for writev/pwritev (data out of the guest).
     public func readableIovecs() -> [iovec] { iovecs(readableRange) }
@@ -11,7 +11,7 @@ extension DescriptorChain {
     /// `limit` bytes in total (the last iovec is shortened).
     public func writableIovecs(limit: UInt32 = .max) -> [iovec] { iovecs(writableRange, limit: limit) }
 
-    /// Runs `body` with the readable or writable iovecs, keeping guest memory mapped.
+    /// Runs `body` with the readable or writable iovecs.
     /// The iovecs live on the stack (no heap allocation for chains of typical length).
     @inlinable
     public func withIovecs<R>(writable: Bool, _ body: (UnsafeBufferPointer<iovec>) throws -> R) rethrows -> R {
@@ -27,8 +27,19 @@ extension DescriptorChain {
         let part = writable ? writableRange : readableRange
         return try withUnsafeTemporaryAllocation(of: iovec.self, capacity: Swift.max(part.count, 1)) { storage in
             let n = fill(storage, from: part, skip: skip, length: length)
-            return try withExtendedLifetime(self) { try body(UnsafeBufferPointer(rebasing: storage[..<n])) }
+            return try body(UnsafeBufferPointer(rebasing: storage[..<n]))
         }
+    }
+
+    /// Writes the iovecs for bytes [skip, skip + length) of the readable or writable part
+    /// into `storage` (room for one per buffer of that part); returns how many. For hot
+    /// paths with storage of their own: no closure, so the chain is not copied into one.
+    @inlinable @inline(__always)
+    public func fillIovecs(writable: Bool, into storage: UnsafeMutableBufferPointer<iovec>,
+                           skip: UInt64 = 0, length: UInt64 = .max) -> Int {
+        let part = writable ? writableRange : readableRange
+        precondition(storage.count >= part.count, "fillIovecs: storage smaller than the chain")
+        return fill(storage, from: part, skip: skip, length: length)
     }
 
     func iovecs(_ part: Range<Int>, limit: UInt32 = .max) -> [iovec] {
@@ -40,7 +51,7 @@ extension DescriptorChain {
     /// Writes the iovecs for bytes [skip, skip + length) of the buffers at positions
     /// `part` into `storage` (room for one per buffer); returns how many. Zero-length
     /// pieces are left out.
-    @usableFromInline
+    @inlinable @inline(__always)
     func fill(_ storage: UnsafeMutableBufferPointer<iovec>, from part: Range<Int>,
               skip: UInt64, length: UInt64) -> Int {
         var toSkip = skip
@@ -94,6 +105,7 @@ extension DescriptorChain {
 
     /// Copies `source` into the writable part starting `offset` bytes in. Returns the
     /// number copied (less if the writable part is shorter).
+    @inlinable @inline(__always)
     public func copyToWritable(offset: Int = 0, from source: UnsafeRawBufferPointer) -> Int {
         guard let base = source.baseAddress else { return 0 }
         return copy(writableRange, offset: offset, count: source.count) { host, done, n in
@@ -106,7 +118,8 @@ extension DescriptorChain {
     }
 
     /// Walks `count` bytes of `buffers` from `offset`, calling `move(host, done, n)`.
-    private func copy(_ part: Range<Int>, offset: Int, count: Int,
+    @inlinable
+    func copy(_ part: Range<Int>, offset: Int, count: Int,
                       _ move: (UnsafeMutableRawPointer, Int, Int) -> Void) -> Int {
         guard offset >= 0, count > 0 else { return 0 }
         var skip = offset

@@ -123,12 +123,20 @@ public struct Virtqueue {
     /// Takes the next available chain, walked and validated, or nil if none.
     /// On `.malformedChain` the entry is consumed (`nextAvail` advanced).
     public mutating func popAvailable() throws(VirtqueueError) -> DescriptorChain? {
-        guard try pendingCount() > 0 else { return nil }
+        var chain = DescriptorChain()
+        return try popAvailable(into: &chain) ? chain : nil
+    }
+
+    /// Same, filling `chain` in place (what a hot path reuses instead of a new value
+    /// per chain). False, `chain` untouched, if nothing is available.
+    public mutating func popAvailable(into chain: inout DescriptorChain) throws(VirtqueueError) -> Bool {
+        guard try pendingCount() > 0 else { return false }
         let slot = Int(nextAvail & (size - 1))
         let head = UInt16(littleEndian: volt_load_u16(avail + SplitRingLayout.availEntryOffset(slot)))
         nextAvail &+= 1
         do {
-            return try ChainParser.parse(head: head, table: desc, queueSize: size, memory: memory)
+            try ChainParser.parse(into: &chain, head: head, table: desc, queueSize: size, memory: memory)
+            return true
         } catch {
             throw .malformedChain(head: head, error)
         }
@@ -140,8 +148,10 @@ extension Virtqueue {
     /// ring: for resubmitting a head taken before a back-end restart (vhost-user
     /// inflight tracking). Validated exactly like a popped chain.
     public func chain(head: UInt16) throws(VirtqueueError) -> DescriptorChain {
+        var chain = DescriptorChain()
         do {
-            return try ChainParser.parse(head: head, table: desc, queueSize: size, memory: memory)
+            try ChainParser.parse(into: &chain, head: head, table: desc, queueSize: size, memory: memory)
+            return chain
         } catch {
             throw .malformedChain(head: head, error)
         }

@@ -65,6 +65,30 @@ import VirtioCore
         #expect(h.device.metrics().rxFrames == 3)
     }
 
+    /// RX chains the worker took before a SET_MEM_TABLE point into the old mapping; the
+    /// worker's RX cache keeps that map, so a frame read into them after the change lands
+    /// in guest memory (the same memfd) instead of in unmapped memory.
+    @Test func rxBuffersTakenBeforeAMemoryTableChangeStillReceive() throws {
+        guard let h = try harness(Self.base) else { return }
+        defer { h.close() }
+        var posted = try h.postRX(count: 4, size: 1526)
+        usleep(50_000)
+        // A new mapping of the same memory: the device drops its old map and rebuilds the rings.
+        try h.device.setMemoryTable([IPC.MemoryRegionDescriptor(
+            region: MemoryRegion(guestAddress: 0, size: DeviceHarness.memorySize, userAddress: h.file.userAddress(atOffset: 0), mmapOffset: 0),
+            fd: OwnedFD(taking: dup(h.file.fd.rawValue)))])
+        for i in 0..<6 {
+            // The last two go into buffers offered after the change.
+            if i == 4 { posted.merge(try h.postRX(count: 2, size: 1526)) { $1 } }
+            let frame = DeviceHarness.frame("VOLT-NET-REMAP \(i)", length: 200)
+            #expect(h.peerSend(frame))
+            let used = try #require(try h.waitUsed(0))
+            let bytes = try h.map.read(at: try #require(posted[UInt16(used.id)]), count: Int(used.length))
+            #expect(Array(bytes[12...]) == frame, "frame \(i) arrived intact")
+        }
+        #expect(h.device.metrics().rxFrames == 6)
+    }
+
     @Test func mergeableRxSpansSeveralBuffers() throws {
         guard let h = try harness(Self.base | NetFeature.mrgRxbuf) else { return }
         defer { h.close() }
