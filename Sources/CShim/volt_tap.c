@@ -7,6 +7,7 @@
 #include <net/if.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -75,15 +76,18 @@ int volt_set_nonblocking(int fd) {
     return ret(fcntl(fd, F_SETFL, fl | O_NONBLOCK));
 }
 
+/* syscall(2), not the libc wrappers: readv/write/writev are cancellation points and
+   their wrappers switch the thread's cancel state around every call (~50 instructions
+   per frame); the workers never cancel threads. */
 long volt_readv(int fd, const void *iov, int iovcnt) {
-    long r = readv(fd, (const struct iovec *)iov, iovcnt);
+    long r = syscall(SYS_readv, fd, iov, iovcnt);
     return r < 0 ? -errno : r;
 }
 long volt_writev(int fd, const void *iov, int iovcnt) {
     const struct iovec *v = (const struct iovec *)iov;
     /* One vector (a frame in one guest buffer, the usual TX layout): plain write(),
        which skips the kernel's iovec import. */
-    long r = iovcnt == 1 ? write(fd, v[0].iov_base, v[0].iov_len) : writev(fd, v, iovcnt);
+    long r = iovcnt == 1 ? syscall(SYS_write, fd, v[0].iov_base, v[0].iov_len) : syscall(SYS_writev, fd, v, iovcnt);
     return r < 0 ? -errno : r;
 }
 const unsigned long volt_tunsetoffload_request = TUNSETOFFLOAD;

@@ -97,7 +97,7 @@ public final class FaultInjector: Sendable {
     public let specs: [FaultSpec]
     private let draws = Atomic<UInt64>(0)
     private let completed = Atomic<UInt64>(0)
-    private let crashAfter: UInt64?
+    @usableFromInline let crashAfter: UInt64?
     private let seed: UInt64
 
     public init(_ specs: [FaultSpec]) {
@@ -153,8 +153,16 @@ public final class FaultInjector: Sendable {
 
     /// `count` requests/packets completed; past `crash,after=N` the process exits
     /// abruptly (no flush, no cleanup: the VMM sees a worker death).
+    /// Inlined: on a data path without `crash` faults this is one test per frame.
+    @inlinable
     public func completed(_ count: Int, onCrash: () -> Void = {}) {
-        guard let crashAfter, count > 0 else { return }
+        guard crashAfter != nil, count > 0 else { return }
+        countCompleted(count, onCrash: onCrash)
+    }
+
+    @usableFromInline
+    func countCompleted(_ count: Int, onCrash: () -> Void) {
+        guard let crashAfter else { return }
         let total = completed.wrappingAdd(UInt64(count), ordering: .relaxed).newValue
         if total >= crashAfter {
             onCrash()

@@ -186,7 +186,7 @@ final class QueueHandler {
 
     /// Moves up to `budget` frames from the TAP into RX buffers. Returns true if more
     /// work is left (budget spent). Stops polling the TAP when buffers run out.
-    func processRX(budget: Int = 64) -> Bool {
+    func processRX(budget: Int = 128) -> Bool {
         guard rxRunning, tapAttached, !tapFailed, var q = rx else { return false }
         // The cache is moved out for the batch (swap: no copy of its storage).
         var cache = RXChainCache(capacity: 0)

@@ -42,21 +42,25 @@ extension VhostUserTestFrontend {
     /// generic across the module boundary costs more than the work.
     public func offerRaw(queue index: Int, heads: [UInt16]) throws(TestFrontendError) {
         try checkQueue(index)
-        for head in heads { try offerRawUnpublished(queue: index, head: head) }
-        try guestAccess { () throws(MemoryMapError) in try queues[index].ring.publish() }
+        try offerRawPublished(&queues[index], heads.count) { heads[$0] }
     }
 
     /// Re-offers the heads of used elements (`waitForUsedRaw`'s output) as `offerRaw(heads:)`.
     public func offerRaw(queue index: Int, used: [UsedElement]) throws(TestFrontendError) {
         try checkQueue(index)
-        for u in used { try offerRawUnpublished(queue: index, head: u.head) }
-        try guestAccess { () throws(MemoryMapError) in try queues[index].ring.publish() }
+        try offerRawPublished(&queues[index], used.count) { used[$0].head }
     }
 
-    private func offerRawUnpublished(queue index: Int, head: UInt16) throws(TestFrontendError) {
-        guard head < options.queueSize else { throw .invalidArgument("head \(head) past queue size \(options.queueSize)") }
-        queues[index].rawInFlight[Int(head)] = true
-        try guestAccess { () throws(MemoryMapError) in try queues[index].ring.offer(head: head) }
+    /// Offers `count` heads (`head(i)`) on one queue, then publishes avail.idx once; the
+    /// queue is accessed once for the batch (not once per head).
+    private func offerRawPublished(_ q: inout DrivenQueue, _ count: Int, _ head: (Int) -> UInt16) throws(TestFrontendError) {
+        for i in 0..<count {
+            let h = head(i)
+            guard h < options.queueSize else { throw .invalidArgument("head \(h) past queue size \(options.queueSize)") }
+            q.rawInFlight[Int(h)] = true
+            try guestAccess { () throws(MemoryMapError) in try q.ring.offer(head: h) }
+        }
+        try guestAccess { () throws(MemoryMapError) in try q.ring.publish() }
     }
 
     /// Waits until at least `count` used entries of raw heads are available on `queue`

@@ -30,6 +30,11 @@ public struct DriverQueue {
     public let startIndex: UInt16
     /// Next descriptor handed out by `addChain` (simple round-robin allocation).
     public var nextFreeDescriptor: UInt16 = 0
+    /// Host addresses of the available and used rings, checked once at init (the test
+    /// frontend offers and collects every buffer through them: a map lookup per field
+    /// was most of its cost per buffer). Valid while `memory` lives; unaligned is allowed.
+    private let availHost: UnsafeMutableRawPointer
+    private let usedHost: UnsafeMutableRawPointer
 
     /// Lays out the three parts contiguously from `base` (aligned as 2.7 requires),
     /// zeroes them, and starts both indices at `startIndex`.
@@ -53,8 +58,12 @@ public struct DriverQueue {
         self.availIndex = startIndex
         self.lastUsed = startIndex
         try memory.buffer(at: descriptorTable, length: SplitRingLayout.descriptorTableSize(size)).initializeMemory(as: UInt8.self, repeating: 0)
-        try memory.buffer(at: availableRing, length: SplitRingLayout.availableRingSize(size)).initializeMemory(as: UInt8.self, repeating: 0)
-        try memory.buffer(at: usedRing, length: SplitRingLayout.usedRingSize(size)).initializeMemory(as: UInt8.self, repeating: 0)
+        let availBytes = try memory.buffer(at: availableRing, length: SplitRingLayout.availableRingSize(size))
+        availBytes.initializeMemory(as: UInt8.self, repeating: 0)
+        availHost = availBytes.baseAddress!
+        let usedBytes = try memory.buffer(at: usedRing, length: SplitRingLayout.usedRingSize(size))
+        usedBytes.initializeMemory(as: UInt8.self, repeating: 0)
+        usedHost = usedBytes.baseAddress!
         try memory.store(startIndex, at: field(availableRing, SplitRingLayout.indexOffset))
         try memory.store(startIndex, at: field(usedRing, SplitRingLayout.indexOffset))
     }
@@ -115,14 +124,14 @@ public struct DriverQueue {
     /// Puts `head` in the next avail ring slot (visible only after `publish()`).
     public mutating func offer(head: UInt16) throws(MemoryMapError) {
         let slot = Int(availIndex & (size &- 1))
-        try memory.store(head, at: field(availableRing, SplitRingLayout.availEntryOffset(slot)))
+        availHost.storeBytes(of: head.littleEndian, toByteOffset: SplitRingLayout.availEntryOffset(slot), as: UInt16.self)
         availIndex &+= 1
     }
 
     /// Release fence, then avail.idx (2.7.13.3.1).
     public func publish() throws(MemoryMapError) {
         volt_fence_release()
-        try memory.store(availIndex, at: field(availableRing, SplitRingLayout.indexOffset))
+        availHost.storeBytes(of: availIndex.littleEndian, toByteOffset: SplitRingLayout.indexOffset, as: UInt16.self)
     }
 
     /// Writes avail.idx directly (to model a misbehaving driver).
@@ -136,13 +145,14 @@ public struct DriverQueue {
         let index = try usedIndex()
         volt_fence_acquire()
         guard index != lastUsed else { return nil }
-        let entry = field(usedRing, SplitRingLayout.usedEntryOffset(Int(lastUsed & (size &- 1))))
+        let entry = SplitRingLayout.usedEntryOffset(Int(lastUsed & (size &- 1)))
         lastUsed &+= 1
-        return (try memory.load(UInt32.self, at: entry), try memory.load(UInt32.self, at: field(entry, 4)))
+        return (UInt32(littleEndian: usedHost.loadUnaligned(fromByteOffset: entry, as: UInt32.self)),
+                UInt32(littleEndian: usedHost.loadUnaligned(fromByteOffset: entry + 4, as: UInt32.self)))
     }
 
     public func usedIndex() throws(MemoryMapError) -> UInt16 {
-        try memory.load(UInt16.self, at: field(usedRing, SplitRingLayout.indexOffset))
+        UInt16(littleEndian: volt_load_u16(usedHost + SplitRingLayout.indexOffset))
     }
 
     /// used_event: "notify me when you write the used entry at this index" (2.7.7).

@@ -240,6 +240,7 @@ struct NetBench {
     var frameSizes: [Int]
     var mergeable: Bool
     var eventIdx: Bool
+    var rounds: Int
 
     func run() throws {
         let workerPath = executableDirectory() + "/volt-net-worker"
@@ -282,60 +283,85 @@ struct NetBench {
             _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<CInt>.size))
         }
 
-        struct Row { let name: String; let frameLength: Int; var volt = Measurement(); var bare = Measurement(); var voltSent = 0; var bareSent = 0 }
+        /// One slice of one cell: frames counted at the far end, frames the source pushed.
+        typealias Slice = (counted: Measurement, sent: Int)
+        let slice = seconds / Double(rounds)
+
+        // TX: volt = frontend → worker → vb0, counted by an AF_PACKET reader on vb0;
+        // bare = write() into vb1's fd, counted the same way on vb1.
+        func txVolt(_ frame: [UInt8]) throws -> Slice {
+            drainFD(peer0)
+            let deadline = now() + UInt64(slice * 1e9)
+            nonisolated(unsafe) var counted = Measurement()
+            let join = background { counted = countFrames(peer0, tap: false, deadline: deadline) }
+            let sent = try driver.transmit(frame: frame, deadline: deadline)
+            join()
+            return (counted, sent)
+        }
+        func txBare(_ frame: [UInt8]) -> Slice {
+            let tapFrame = [UInt8](repeating: 0, count: netHeaderSize) + frame
+            drainFD(peer1)
+            let deadline = now() + UInt64(slice * 1e9)
+            nonisolated(unsafe) var counted = Measurement()
+            let join = background { counted = countFrames(peer1, tap: false, deadline: deadline) }
+            let sent = blastFrames(bare, tapFrame, tap: true, deadline: deadline)
+            join()
+            return (counted, sent)
+        }
+        // RX: volt = AF_PACKET writer on vb0 → TAP → worker → RX buffers, counted by
+        // the frontend; bare = the same writer on vb1, read() from vb1's fd.
+        func rxVolt(_ frame: [UInt8]) throws -> Slice {
+            try driver.drainReceive()
+            let deadline = now() + UInt64(slice * 1e9)
+            nonisolated(unsafe) var sent = 0
+            let join = background { sent = blastFrames(peer0, frame, tap: false, deadline: deadline) }
+            let counted = try driver.receive(deadline: deadline)
+            join()
+            return (counted, sent)
+        }
+        func rxBare(_ frame: [UInt8]) -> Slice {
+            drainFD(bare)
+            let deadline = now() + UInt64(slice * 1e9)
+            nonisolated(unsafe) var sent = 0
+            let join = background { sent = blastFrames(peer1, frame, tap: false, deadline: deadline) }
+            let counted = countFrames(bare, tap: true, deadline: deadline)
+            join()
+            return (counted, sent)
+        }
+
+        struct Row { let name: String; var volt = Measurement(); var bare = Measurement(); var voltSent = 0; var bareSent = 0 }
         var rows: [Row] = []
         for length in frameSizes {
             let frame = benchFrame(length)
-            let tapFrame = [UInt8](repeating: 0, count: netHeaderSize) + frame
-
-            // TX: volt = frontend → worker → vb0, counted by an AF_PACKET reader on vb0;
-            // bare = write() into vb1's fd, counted the same way on vb1.
-            var tx = Row(name: "TX \(length) B", frameLength: length)
-            fputs("  TX \(length) B: volt-net-worker...", stderr)
-            drainFD(peer0)
-            var deadline = now() + UInt64(seconds * 1e9)
-            nonisolated(unsafe) var counted = Measurement()
-            var join = background { [deadline] in counted = countFrames(peer0, tap: false, deadline: deadline) }
-            var (k0, b0) = (driver.kicks, driver.batches)
-            tx.voltSent = try driver.transmit(frame: frame, deadline: deadline)
-            join()
-            tx.volt = counted
-            fputs(" \(formatCount(tx.volt.opsPerSecond)) pps (\(driver.batches - b0) batches, \(driver.kicks - k0) kicks); bare TAP...", stderr)
-            drainFD(peer1)
-            deadline = now() + UInt64(seconds * 1e9)
-            join = background { [deadline] in counted = countFrames(peer1, tap: false, deadline: deadline) }
-            tx.bareSent = blastFrames(bare, tapFrame, tap: true, deadline: deadline)
-            join()
-            tx.bare = counted
-            fputs(" \(formatCount(tx.bare.opsPerSecond)) pps\n", stderr)
-            rows.append(tx)
-
-            // RX: volt = AF_PACKET writer on vb0 → TAP → worker → RX buffers, counted by
-            // the frontend; bare = the same writer on vb1, read() from vb1's fd.
-            var rx = Row(name: "RX \(length) B", frameLength: length)
-            fputs("  RX \(length) B: volt-net-worker...", stderr)
-            try driver.drainReceive()
-            deadline = now() + UInt64(seconds * 1e9)
-            nonisolated(unsafe) var sent = 0
-            join = background { [deadline] in sent = blastFrames(peer0, frame, tap: false, deadline: deadline) }
-            (k0, b0) = (driver.kicks, driver.batches)
-            rx.volt = try driver.receive(deadline: deadline)
-            join()
-            rx.voltSent = sent
-            fputs(" \(formatCount(rx.volt.opsPerSecond)) pps (\(driver.batches - b0) batches, \(driver.kicks - k0) kicks); bare TAP...", stderr)
-            drainFD(bare)
-            deadline = now() + UInt64(seconds * 1e9)
-            join = background { [deadline] in sent = blastFrames(peer1, frame, tap: false, deadline: deadline) }
-            rx.bare = countFrames(bare, tap: true, deadline: deadline)
-            join()
-            rx.bareSent = sent
-            fputs(" \(formatCount(rx.bare.opsPerSecond)) pps\n", stderr)
-            rows.append(rx)
+            for direction in ["TX", "RX"] {
+                var row = Row(name: "\(direction) \(length) B")
+                fputs("  \(row.name):", stderr)
+                let (k0, b0) = (driver.kicks, driver.batches)
+                // The cell runs in `rounds` slices, volt and bare taking turns (who goes
+                // first alternates), so a slow spell of the host hits both alike.
+                for round in 0..<rounds {
+                    for voltTurn in round % 2 == 0 ? [true, false] : [false, true] {
+                        let s: Slice = voltTurn
+                            ? try (direction == "TX" ? txVolt(frame) : rxVolt(frame))
+                            : (direction == "TX" ? txBare(frame) : rxBare(frame))
+                        if voltTurn {
+                            row.volt.append(s.counted)
+                            row.voltSent += s.sent
+                        } else {
+                            row.bare.append(s.counted)
+                            row.bareSent += s.sent
+                        }
+                    }
+                }
+                fputs(" volt \(formatCount(row.volt.opsPerSecond)) pps (\(driver.batches - b0) batches, \(driver.kicks - k0) kicks),"
+                      + " bare \(formatCount(row.bare.opsPerSecond)) pps\n", stderr)
+                rows.append(row)
+            }
         }
 
         print("volt-bench net — \(machineSummary())")
         print("namespace \(ns.name), TAPs with vnet_hdr (12-byte header), frame = Ethernet header + payload, no FCS; "
-              + "\(format(seconds, 1)) s per cell; Gbit/s counts frame bytes only; "
+              + "\(format(seconds, 1)) s per cell in \(rounds) rounds, volt and bare taking turns; Gbit/s counts frame bytes only; "
               + "VIRTIO_NET_F_MRG_RXBUF \(driver.frontend.mergeableRxBuffers ? "negotiated (as Linux guests do)" : "not negotiated"); "
               + "VIRTIO_RING_F_EVENT_IDX \(driver.frontend.eventIdx ? "negotiated (as Linux guests do)" : "not negotiated")")
         print("TX counted by an AF_PACKET reader on the TAP; RX counted in the frontend's RX buffers; "

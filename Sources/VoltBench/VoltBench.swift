@@ -43,6 +43,11 @@ struct VoltBench: ParsableCommand {
         @Flag(help: "Do not ack VIRTIO_NET_F_MRG_RXBUF (one RX buffer per frame).") var noMrgRxbuf = false
         @Flag(help: "Ack VIRTIO_RING_F_EVENT_IDX (as Linux guests do): kicks and calls follow avail_event / used_event.")
         var eventIdx = false
+        @Option(help: "Split each cell into this many slices, volt and bare taking turns.") var rounds: Int = 6
+
+        func validate() throws {
+            guard seconds > 0, rounds >= 1 else { throw ValidationError("--seconds > 0 and --rounds ≥ 1 please") }
+        }
 
         func run() throws {
             let sizes = frames.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -51,7 +56,7 @@ struct VoltBench: ParsableCommand {
             }
             Cleanup.shared.installSignalHandlers()
             defer { Cleanup.shared.runAll() }
-            try NetBench(seconds: seconds, frameSizes: sizes, mergeable: !noMrgRxbuf, eventIdx: eventIdx).run()
+            try NetBench(seconds: seconds, frameSizes: sizes, mergeable: !noMrgRxbuf, eventIdx: eventIdx, rounds: rounds).run()
         }
     }
 }
