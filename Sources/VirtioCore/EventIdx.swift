@@ -34,7 +34,7 @@ extension Virtqueue {
     /// avail_event = nextAvail ("kick me when you write the entry at nextAvail");
     /// without, clear NO_NOTIFY in used.flags (2.7.10). Returns true if buffers
     /// arrived meanwhile: the caller must then pop again, as no kick may come for them.
-    public func enableNotifications() throws(VirtqueueError) -> Bool {
+    public mutating func enableNotifications() throws(VirtqueueError) -> Bool {
         if eventIdx {
             setAvailEvent(nextAvail)
         } else {

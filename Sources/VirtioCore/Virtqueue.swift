@@ -46,13 +46,25 @@ public struct Virtqueue {
 
     /// Free-running index of the next avail entry to consume (vhost-user
     /// SET_VRING_BASE sets it, GET_VRING_BASE reads it).
-    public var nextAvail: UInt16
+    /// Moving it from outside (a chain put back, a new ring base) makes the next
+    /// `pendingCount` read avail.idx again.
+    public var nextAvail: UInt16 {
+        get { consumedAvail }
+        set { consumedAvail = newValue; availShadow = newValue }
+    }
+    var consumedAvail: UInt16
     /// Free-running index of the next used entry to write. Setting it also takes it as
     /// the published and last-notified position.
     public var nextUsed: UInt16 {
         get { stagedUsed }
         set { stagedUsed = newValue; publishedUsed = newValue; signalledUsed = newValue }
     }
+
+    /// avail.idx as last read (and validated) from the ring: while it is ahead of
+    /// `nextAvail` the entries up to it are known published, so popping them needs no
+    /// new read of avail.idx, a line the driver keeps writing (vhost caches it the same
+    /// way). Equal to `nextAvail` when nothing is known.
+    var availShadow: UInt16
 
     var stagedUsed: UInt16
     /// Value last written to used.idx.
@@ -77,7 +89,8 @@ public struct Virtqueue {
         self.availableRing = availableRing
         self.usedRing = usedRing
         self.eventIdx = eventIdx
-        self.nextAvail = nextAvail
+        self.consumedAvail = nextAvail
+        self.availShadow = nextAvail
         self.stagedUsed = nextUsed
         self.publishedUsed = nextUsed
         self.signalledUsed = nextUsed
@@ -110,13 +123,18 @@ public struct Virtqueue {
         return index
     }
 
-    /// Number of chains the driver has made available and the device not yet taken.
-    public func pendingCount() throws(VirtqueueError) -> UInt16 {
+    /// Chains the driver has made available and the device not yet taken: those seen at
+    /// the last read of avail.idx, or, once they are all taken, a new read.
+    public mutating func pendingCount() throws(VirtqueueError) -> UInt16 {
+        // Entries seen published at the last read and not yet taken.
+        let known = availShadow &- consumedAvail
+        if known != 0 { return known }
         let availIndex = loadAvailIndex()
         let pending = availIndex &- nextAvail
         // The ring holds at most N entries (2.7, 2.7.13), so a well-behaved driver is
         // never more than N ahead; more is a broken or hostile driver.
         guard pending <= size else { throw .availIndexJump(nextAvail: nextAvail, availIndex: availIndex, size: size) }
+        availShadow = availIndex
         return pending
     }
 
@@ -133,7 +151,7 @@ public struct Virtqueue {
         guard try pendingCount() > 0 else { return false }
         let slot = Int(nextAvail & (size - 1))
         let head = UInt16(littleEndian: volt_load_u16(avail + SplitRingLayout.availEntryOffset(slot)))
-        nextAvail &+= 1
+        consumedAvail &+= 1
         do {
             try ChainParser.parse(into: &chain, head: head, table: desc, queueSize: size, memory: memory)
             return true

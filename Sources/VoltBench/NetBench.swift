@@ -241,6 +241,9 @@ struct NetBench {
     var mergeable: Bool
     var eventIdx: Bool
     var rounds: Int
+    /// CPU for the far-end peer; the device path (worker, frontend, bare loop) gets the
+    /// other one. nil: the scheduler places every thread.
+    var peerCPU: CInt?
 
     func run() throws {
         let workerPath = executableDirectory() + "/volt-net-worker"
@@ -249,6 +252,11 @@ struct NetBench {
         }
         guard getuid() == 0, access("/dev/net/tun", R_OK | W_OK) == 0 else {
             throw BenchError("net needs root and /dev/net/tun (it creates a network namespace and TAPs)")
+        }
+        if let peerCPU {
+            // The worker inherits this thread's CPU when spawned below.
+            let r = nts_pin_thread(1 - peerCPU)
+            guard r == 0 else { throw BenchError("pinning to CPU \(1 - peerCPU): errno \(-r)") }
         }
         let ns = try BenchNamespace(taps: ["vb0", "vb1"])
         defer { ns.delete() }
@@ -283,6 +291,9 @@ struct NetBench {
             _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<CInt>.size))
         }
 
+        let peerCPU = self.peerCPU
+        @Sendable func pinPeer() { if let peerCPU { _ = nts_pin_thread(peerCPU) } }
+
         /// One slice of one cell: frames counted at the far end, frames the source pushed.
         typealias Slice = (counted: Measurement, sent: Int)
         let slice = seconds / Double(rounds)
@@ -293,7 +304,7 @@ struct NetBench {
             drainFD(peer0)
             let deadline = now() + UInt64(slice * 1e9)
             nonisolated(unsafe) var counted = Measurement()
-            let join = background { counted = countFrames(peer0, tap: false, deadline: deadline) }
+            let join = background { pinPeer(); counted = countFrames(peer0, tap: false, deadline: deadline) }
             let sent = try driver.transmit(frame: frame, deadline: deadline)
             join()
             return (counted, sent)
@@ -303,7 +314,7 @@ struct NetBench {
             drainFD(peer1)
             let deadline = now() + UInt64(slice * 1e9)
             nonisolated(unsafe) var counted = Measurement()
-            let join = background { counted = countFrames(peer1, tap: false, deadline: deadline) }
+            let join = background { pinPeer(); counted = countFrames(peer1, tap: false, deadline: deadline) }
             let sent = blastFrames(bare, tapFrame, tap: true, deadline: deadline)
             join()
             return (counted, sent)
@@ -314,7 +325,7 @@ struct NetBench {
             try driver.drainReceive()
             let deadline = now() + UInt64(slice * 1e9)
             nonisolated(unsafe) var sent = 0
-            let join = background { sent = blastFrames(peer0, frame, tap: false, deadline: deadline) }
+            let join = background { pinPeer(); sent = blastFrames(peer0, frame, tap: false, deadline: deadline) }
             let counted = try driver.receive(deadline: deadline)
             join()
             return (counted, sent)
@@ -323,7 +334,7 @@ struct NetBench {
             drainFD(bare)
             let deadline = now() + UInt64(slice * 1e9)
             nonisolated(unsafe) var sent = 0
-            let join = background { sent = blastFrames(peer1, frame, tap: false, deadline: deadline) }
+            let join = background { pinPeer(); sent = blastFrames(peer1, frame, tap: false, deadline: deadline) }
             let counted = countFrames(bare, tap: true, deadline: deadline)
             join()
             return (counted, sent)

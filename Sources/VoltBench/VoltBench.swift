@@ -44,9 +44,11 @@ struct VoltBench: ParsableCommand {
         @Flag(help: "Ack VIRTIO_RING_F_EVENT_IDX (as Linux guests do): kicks and calls follow avail_event / used_event.")
         var eventIdx = false
         @Option(help: "Split each cell into this many slices, volt and bare taking turns.") var rounds: Int = 6
+        @Option(help: "Pin the far-end peer to this CPU (0 or 1) and the device path to the other.") var peerCpu: Int32?
 
         func validate() throws {
             guard seconds > 0, rounds >= 1 else { throw ValidationError("--seconds > 0 and --rounds ≥ 1 please") }
+            if let peerCpu, peerCpu != 0 && peerCpu != 1 { throw ValidationError("--peer-cpu: 0 or 1") }
         }
 
         func run() throws {
@@ -56,7 +58,7 @@ struct VoltBench: ParsableCommand {
             }
             Cleanup.shared.installSignalHandlers()
             defer { Cleanup.shared.runAll() }
-            try NetBench(seconds: seconds, frameSizes: sizes, mergeable: !noMrgRxbuf, eventIdx: eventIdx, rounds: rounds).run()
+            try NetBench(seconds: seconds, frameSizes: sizes, mergeable: !noMrgRxbuf, eventIdx: eventIdx, rounds: rounds, peerCPU: peerCpu).run()
         }
     }
 }

@@ -63,6 +63,13 @@ int nts_packet_recv(int fd, void *buf, size_t len, int timeout_ms) {
     }
 }
 
+int nts_pin_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+}
+
 int nts_packet_send(int fd, const void *buf, size_t len) {
     ssize_t n = send(fd, buf, len, 0);
     return n < 0 ? -errno : (int)n;

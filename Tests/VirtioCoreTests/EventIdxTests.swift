@@ -82,7 +82,7 @@ struct NeedEventCase: Sendable, CustomStringConvertible {
 
     @Test func noNotifyFlagWithoutEventIdx() throws {
         var driver = try DriverQueue(memory: makeMemory(), size: 8, at: 0)
-        let device = try driver.deviceQueue(eventIdx: false)
+        var device = try driver.deviceQueue(eventIdx: false)
         device.disableNotifications()
         #expect(try driver.usedFlags() == 1)
         #expect(try device.enableNotifications() == false)

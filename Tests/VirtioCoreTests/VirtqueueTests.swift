@@ -58,6 +58,29 @@ import VirtioCore
         #expect(try device.pendingCount() == 8)
     }
 
+    /// avail.idx is read again only once the entries seen at the last read are taken:
+    /// chains published meanwhile are found then, and a jump is still caught then.
+    @Test func availIndexIsReadAgainOnceKnownEntriesAreTaken() throws {
+        var driver = try DriverQueue(memory: makeMemory(), size: 8, at: 0)
+        var device = try driver.deviceQueue()
+        for i in 0..<2 { try driver.addChain([DriverBuffer(GuestAddress(0x10000 + UInt64(i) * 0x100), length: 8)]) }
+        try driver.publish()
+        #expect(try device.popAvailable()?.head == 0)
+        // Published after the device read avail.idx (2): found once head 1 is taken.
+        try driver.addChain([DriverBuffer(0x10200, length: 8)])
+        try driver.publish()
+        #expect(try device.popAvailable()?.head == 1)
+        #expect(try device.popAvailable()?.head == 2)
+        #expect(try device.popAvailable() == nil)
+        // Putting a chain back (nextAvail moved) reads avail.idx again.
+        device.nextAvail &-= 1
+        #expect(try device.pendingCount() == 1)
+        #expect(try device.popAvailable()?.head == 2)
+        // A jump published later is an error at the next read.
+        try driver.setAvailIndex(3 + 9)
+        #expect(throws: VirtqueueError.availIndexJump(nextAvail: 3, availIndex: 12, size: 8)) { try device.popAvailable() }
+    }
+
     @Test func sixteenBitIndicesWrapAround() throws {
         var driver = try DriverQueue(memory: makeMemory(), size: 4, at: 0, startIndex: 65533)
         var device = try driver.deviceQueue()

@@ -12,3 +12,6 @@ int nts_packet_socket(const char *ifname, int ethertype);
 int nts_packet_recv(int fd, void *buf, size_t len, int timeout_ms);
 /// send() of one frame.
 int nts_packet_send(int fd, const void *buf, size_t len);
+
+/// Binds the calling thread to CPU `cpu` (sched_setaffinity). Returns 0 or -errno.
+int nts_pin_thread(int cpu);
