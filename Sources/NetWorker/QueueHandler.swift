@@ -57,9 +57,8 @@ final class QueueHandler {
     private(set) var tapFailed = false
 
     private let bounce: UnsafeMutableRawPointer
-    private let header: UnsafeMutableRawPointer
     /// iovecs for one readv/writev: a chain's buffers (at most `maxIovecs`), plus the
-    /// header and bounce buffer on RX. Kept, so a frame builds them without a closure.
+    /// bounce buffer on RX. Kept, so a frame builds them without a closure.
     private let iovecs: UnsafeMutableBufferPointer<iovec>
     /// The TAP queue's fd (read once: `tap.fd` is an object).
     private let tapFD: CInt
@@ -71,14 +70,12 @@ final class QueueHandler {
         self.pairIndex = pairIndex
         self.tap = tap
         bounce = .allocate(byteCount: Self.maxFrame, alignment: 16)
-        header = .allocate(byteCount: NetHeader.size, alignment: 16)
         iovecs = .allocate(capacity: Self.maxIovecs + 2)
         tapFD = tap.fd.rawValue
     }
 
     deinit {
         bounce.deallocate()
-        header.deallocate()
         iovecs.deallocate()
     }
 
@@ -273,18 +270,18 @@ final class QueueHandler {
 
     enum ReceiveOutcome { case empty, delivered, dropped, pending, failed(Int32) }
 
-    /// One readv from the TAP: the header into a local copy (patched, then copied), the
-    /// frame into the first cached chain, and whatever does not fit into the bounce
-    /// buffer, so the kernel never truncates a frame silently. With MRG_RXBUF the
-    /// overflow is then copied into further chains (or kept until the guest offers them).
+    /// One readv from the TAP: header and frame into the first cached chain (the guest
+    /// sees nothing before the used entry, so its header is patched there), and whatever
+    /// does not fit into the bounce buffer, so the kernel never truncates a frame
+    /// silently. With MRG_RXBUF the overflow is then copied into further chains (or kept
+    /// until the guest offers them).
     private func receive(_ q: inout Virtqueue, _ cache: inout RXChainCache) -> ReceiveOutcome {
         let firstSpace = cache.writableLength(0)
-        iovecs[0] = iovec(iov_base: header, iov_len: NetHeader.size)
-        let data = cache.fillWritableIovecs(0, into: UnsafeMutableBufferPointer(rebasing: iovecs[1...]), skip: UInt64(NetHeader.size))
-        iovecs[data + 1] = iovec(iov_base: bounce, iov_len: Self.maxFrame)
+        let data = cache.fillWritableIovecs(0, into: iovecs, skip: 0)
+        iovecs[data] = iovec(iov_base: bounce, iov_len: Self.maxFrame)
         var n = 0
         repeat {
-            n = Int(volt_readv(tapFD, iovecs.baseAddress, CInt(data + 2)))
+            n = Int(volt_readv(tapFD, iovecs.baseAddress, CInt(data + 1)))
         } while n == -Int(EINTR)
         if n == -Int(EAGAIN) { return .empty }
         if n < 0 { return .failed(Int32(-n)) }
@@ -301,16 +298,11 @@ final class QueueHandler {
         }
         let overflow = max(0, n - firstSpace)
         if corruptPercent > 0, faults.roll(corruptPercent) {
-            cache.withChain(0) { first in
-                first.pointee.withIovecs(writable: true, skip: UInt64(NetHeader.size), length: UInt64(firstSpace - NetHeader.size)) { data in
-                    Self.flipByte(in: [iovec(iov_base: header, iov_len: NetHeader.size)] + data
-                                      + [iovec(iov_base: bounce, iov_len: overflow)], frameLength: n)
-                }
-            }
+            Self.flipByte(in: UnsafeBufferPointer(start: iovecs.baseAddress, count: data + 1), frameLength: n)
             metrics.faultsInjected += 1
         }
         faults.completed(1)
-        patchHeaderFlags()
+        if !guestCsum { patchFirstChain(&cache, UInt8(0), at: NetHeader.flagsOffset) }
         if overflow == 0 {
             deliver(&q, &cache, frameLength: n, chains: 1)
             return .delivered
@@ -339,14 +331,11 @@ final class QueueHandler {
     }
 
     /// Copies a frame that did not fit the buffers offered so far out of the first
-    /// chain and the bounce buffer, header first.
+    /// chain (header included) and the bounce buffer.
     private func keepPending(_ first: DescriptorChain, frameLength n: Int, overflow: Int) {
         var frame = [UInt8](repeating: 0, count: n)
         frame.withUnsafeMutableBytes { out in
-            out.baseAddress!.copyMemory(from: header, byteCount: NetHeader.size)
-            let inFirst = n - overflow - NetHeader.size
-            _ = first.copyFromWritable(offset: NetHeader.size,
-                                                  into: UnsafeMutableRawBufferPointer(rebasing: out[NetHeader.size..<(NetHeader.size + inFirst)]))
+            _ = first.copyFromWritable(into: UnsafeMutableRawBufferPointer(rebasing: out[..<(n - overflow)]))
             (out.baseAddress! + n - overflow).copyMemory(from: bounce, byteCount: overflow)
         }
         pendingFrame = frame
@@ -376,18 +365,16 @@ final class QueueHandler {
                 offset += k
                 chains += 1
             }
-            header.copyMemory(from: bytes.baseAddress!, byteCount: NetHeader.size)
         }
         deliver(&q, &cache, frameLength: frame.count, chains: chains)
         return .delivered
     }
 
-    /// Sets num_buffers in the local header and writes it into the first chain (whose
-    /// data part is already filled), then returns the `chains` the frame filled.
+    /// Sets num_buffers in the header at the start of the first chain (the frame is in
+    /// place), then returns the `chains` the frame filled.
     private func deliver(_ q: inout Virtqueue, _ cache: inout RXChainCache, frameLength n: Int, chains used: Int) {
         // 5.1.6.4: num_buffers = chains used (1 without MRG_RXBUF).
-        header.storeBytes(of: UInt16(clamping: used).littleEndian, toByteOffset: NetHeader.numBuffersOffset, as: UInt16.self)
-        _ = cache.withChain(0) { $0.pointee.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: header, count: NetHeader.size)) }
+        patchFirstChain(&cache, UInt16(clamping: used).littleEndian, at: NetHeader.numBuffersOffset)
         var remaining = n
         for i in 0..<used {
             let k = min(cache.writableLength(i), remaining)
@@ -399,10 +386,16 @@ final class QueueHandler {
         metrics.rxBytes += UInt64(n - NetHeader.size)
     }
 
-    /// Without GUEST_CSUM the device sets no checksum flags (5.1.6.4.1): the TAP only
-    /// reports DATA_VALID then, which the guest did not ask for.
-    private func patchHeaderFlags() {
-        if !guestCsum { header.storeBytes(of: UInt8(0), toByteOffset: NetHeader.flagsOffset, as: UInt8.self) }
+    /// Writes `value` at `offset` into the header at the start of the first chain: in
+    /// place when its first buffer holds the whole header (what drivers do), else
+    /// across buffers. E.g. the flags byte without GUEST_CSUM, where the device sets no
+    /// checksum flags (5.1.6.4.1) and the TAP's DATA_VALID must not reach the guest.
+    private func patchFirstChain<T: FixedWidthInteger>(_ cache: inout RXChainCache, _ value: T, at offset: Int) {
+        if let first = cache.firstBufferOfFirstChain(), first.count >= NetHeader.size {
+            first.baseAddress!.storeBytes(of: value, toByteOffset: offset, as: T.self)
+        } else {
+            _ = withUnsafeBytes(of: value) { v in cache.withChain(0) { $0.pointee.copyToWritable(offset: offset, from: v) } }
+        }
     }
 
     /// `corrupt` faults: inverts the middle byte of the frame after the virtio-net header

@@ -70,6 +70,8 @@ struct RXChainCache: ~Copyable {
     func fillWritableIovecs(_ i: Int, into storage: UnsafeMutableBufferPointer<iovec>, skip: UInt64) -> Int {
         slot(i).pointee.chain.fillIovecs(writable: true, into: storage, skip: skip)
     }
+    /// The oldest chain's first writable buffer.
+    func firstBufferOfFirstChain() -> UnsafeMutableRawBufferPointer? { slot(0).pointee.chain.firstWritableBuffer }
     func head(_ i: Int) -> UInt16 { slot(i).pointee.chain.head }
     func writableLength(_ i: Int) -> Int { Int(slot(i).pointee.chain.writableLength) }
     func writableCount(_ i: Int) -> Int { slot(i).pointee.chain.writableCount }

@@ -31,6 +31,15 @@ extension DescriptorChain {
         }
     }
 
+    /// The first device-writable buffer, where drivers put a header the device fills
+    /// (nil if there is none). Inlinable: no copy of the chain for the call.
+    @inlinable
+    public var firstWritableBuffer: UnsafeMutableRawBufferPointer? {
+        guard readableCount < buffers.count else { return nil }
+        let b = buffers[readableCount]
+        return UnsafeMutableRawBufferPointer(start: b.host, count: Int(b.length))
+    }
+
     /// Writes the iovecs for bytes [skip, skip + length) of the readable or writable part
     /// into `storage` (room for one per buffer of that part); returns how many. For hot
     /// paths with storage of their own: no closure, so the chain is not copied into one.

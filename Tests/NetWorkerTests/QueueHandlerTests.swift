@@ -89,6 +89,26 @@ import VirtioCore
         #expect(h.device.metrics().rxFrames == 6)
     }
 
+    /// A driver may split the header over descriptors (2.7.4.1): the frame is read into
+    /// the chain as laid out and num_buffers is written where it falls.
+    @Test func rxHeaderSplitOverBuffers() throws {
+        guard let h = try harness(Self.base) else { return }
+        defer { h.close() }
+        let (a, b) = (h.allocate(5), h.allocate(1521))
+        let head = try h.rx.addChain([DriverBuffer(a, length: 5, writable: true), DriverBuffer(b, length: 1521, writable: true)])
+        try h.rx.publish()
+        h.kick(0)
+        usleep(50_000)
+        let frame = DeviceHarness.frame("VOLT-NET-SPLIT", length: 300)
+        #expect(h.peerSend(frame))
+        let used = try #require(try h.waitUsed(0))
+        #expect(used.id == UInt32(head) && used.length == UInt32(12 + frame.count))
+        let bytes = try h.map.read(at: a, count: 5) + h.map.read(at: b, count: Int(used.length) - 5)
+        #expect(Array(bytes[12...]) == frame)
+        #expect(bytes[10] == 1 && bytes[11] == 0, "num_buffers = 1, written across the split")
+        #expect(bytes[0] == 0, "no checksum flags without GUEST_CSUM")
+    }
+
     @Test func mergeableRxSpansSeveralBuffers() throws {
         guard let h = try harness(Self.base | NetFeature.mrgRxbuf) else { return }
         defer { h.close() }
