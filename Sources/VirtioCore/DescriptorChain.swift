@@ -48,6 +48,7 @@ public struct DescriptorChain: RandomAccessCollection {
     }
 
     /// Empties the chain for reuse as head `head` (a spill array keeps its capacity).
+    @inline(__always)
     mutating func reset(head: UInt16) {
         self.head = head
         buffers.removeAll()

@@ -34,11 +34,13 @@ public struct DescriptorList: RandomAccessCollection {
     }
 
     /// Empties the list; a spill array keeps its capacity for the next chain.
+    @inline(__always)
     mutating func removeAll() {
         count = 0
         if spill != nil { spill!.removeAll(keepingCapacity: true) }
     }
 
+    @inline(__always)
     mutating func append(_ buffer: DescriptorBuffer) {
         switch count {
         case 0: b0 = buffer

@@ -155,6 +155,7 @@ public final class MemoryMap: @unchecked Sendable {
     // MARK: Translation
 
     /// Host pointer to `length` bytes at guest-physical `address`, all in one region.
+    @inline(__always)
     func pointer(at address: GuestAddress, length: UInt64) throws(MemoryMapError) -> UnsafeMutableRawPointer {
         guard address.checkedAdd(length) != nil else { throw .rangeWraps(address: address.rawValue, length: length) }
         for r in regions where address.rawValue >= r.guestStart {
