@@ -174,7 +174,7 @@ struct QueueHandler {
         }
         for head in returnedEmpty { stage(head: head, length: 0) }
         let count = completions.count + returnedEmpty.count
-        // Chains hold the memory map: drop them now, not at the next batch.
+        // Chains point into the queue's map without holding it: none outlives the batch.
         completions.removeAll(keepingCapacity: true)
         if count > 0, let ms = state.faults.delayMilliseconds {
             // delay,ms=D: the whole batch completes D ms late.
