@@ -118,6 +118,8 @@ final class Machine {
         // Setup is over: what the VM may still start or remove goes to the launcher, and
         // volt-vmm gives up the file system before its first thread (threads inherit both).
         let launcher = try virtio.startLauncher()
+        // Held to the end: its socket closing tells the launcher volt-vmm is gone.
+        defer { withExtendedLifetime(launcher) {} }
         try lockDown()
         if config.probeLockdown { Self.probeLockdown() }
         signal(SIGPIPE, SIG_IGN)
