@@ -80,14 +80,15 @@ int volt_set_nonblocking(int fd) {
    their wrappers switch the thread's cancel state around every call (~50 instructions
    per frame); the workers never cancel threads. */
 long volt_readv(int fd, const void *iov, int iovcnt) {
-    long r = syscall(SYS_readv, fd, iov, iovcnt);
+    long r = syscall(SYS_readv, (long)fd, iov, (long)iovcnt);
     return r < 0 ? -errno : r;
 }
 long volt_writev(int fd, const void *iov, int iovcnt) {
     const struct iovec *v = (const struct iovec *)iov;
     /* One vector (a frame in one guest buffer, the usual TX layout): plain write(),
        which skips the kernel's iovec import. */
-    long r = iovcnt == 1 ? syscall(SYS_write, fd, v[0].iov_base, v[0].iov_len) : syscall(SYS_writev, fd, v, iovcnt);
+    long r = iovcnt == 1 ? syscall(SYS_write, (long)fd, v[0].iov_base, v[0].iov_len)
+                          : syscall(SYS_writev, (long)fd, v, (long)iovcnt);
     return r < 0 ? -errno : r;
 }
 const unsigned long volt_tunsetoffload_request = TUNSETOFFLOAD;

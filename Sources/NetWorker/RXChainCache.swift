@@ -17,6 +17,8 @@ struct RXChainCache: ~Copyable {
     struct Entry {
         var chain = DescriptorChain()
         var availIndex: UInt16 = 0
+        /// Which map the chain points into (`mapGeneration` when it was taken).
+        var mapGeneration: UInt32 = 0
     }
 
     /// `capacity` initialized entries (a power of two), or none when `capacity` is 0.
@@ -26,9 +28,12 @@ struct RXChainCache: ~Copyable {
     private(set) var count = 0
     /// Sum of the cached chains' writable lengths.
     private(set) var space = 0
-    /// The map the newest chains point into, and older ones still in use by cached chains.
+    /// The map the newest chains point into, and older ones still in use by cached
+    /// chains, each with its generation (bumped per new map). An older map goes as soon
+    /// as no cached chain of its generation or before is left.
     private var memory: MemoryMap?
-    private var olderMemory: [MemoryMap] = []
+    private var mapGeneration: UInt32 = 0
+    private var olderMemory: [(generation: UInt32, map: MemoryMap)] = []
 
     /// `capacity` 0: no storage (a placeholder to swap with, allocation-free).
     init(capacity: Int = 16) {
@@ -81,14 +86,16 @@ struct RXChainCache: ~Copyable {
     /// False if `q` has none. On a thrown error nothing was added.
     mutating func appendNext(from q: inout Virtqueue) throws(VirtqueueError) -> Bool {
         if q.memory !== memory {
-            if count == 0 { olderMemory.removeAll() } else if let memory { olderMemory.append(memory) }
+            if count > 0, let memory { olderMemory.append((mapGeneration, memory)) }
             memory = q.memory
+            mapGeneration &+= 1
         }
         if count == capacity { grow() }
         let p = slots + ((start &+ count) & (capacity &- 1))
         let index = q.nextAvail
         guard try q.popAvailable(into: &p.pointee.chain) else { return false }
         p.pointee.availIndex = index
+        p.pointee.mapGeneration = mapGeneration
         count += 1
         space += Int(p.pointee.chain.writableLength)
         return true
@@ -99,6 +106,7 @@ struct RXChainCache: ~Copyable {
         precondition(count > 0, "RXChainCache: removing from an empty cache")
         space -= writableLength(count - 1)
         count -= 1
+        if !olderMemory.isEmpty { dropUnusedMaps() }
     }
 
     /// Drops the `n` oldest entries.
@@ -107,7 +115,18 @@ struct RXChainCache: ~Copyable {
         for i in 0..<n { space -= writableLength(i) }
         start = (start &+ n) & (capacity &- 1)
         count -= n
+        if !olderMemory.isEmpty { dropUnusedMaps() }
     }
+
+    /// Releases the older maps no cached chain points into any more (entries and maps
+    /// both run oldest first; a generation is a UInt32 bumped per map change).
+    private mutating func dropUnusedMaps() {
+        let oldestInUse = count > 0 ? slot(0).pointee.mapGeneration : mapGeneration
+        olderMemory.removeAll { $0.generation < oldestInUse }
+    }
+
+    /// Older maps still held for cached chains (tests).
+    var heldOlderMaps: Int { olderMemory.count }
 
     /// Drops every entry and the maps they held.
     mutating func removeAll() {

@@ -49,6 +49,7 @@ public struct DriverQueue {
     /// Uses explicit ring addresses (no alignment enforced: tests place them badly on purpose).
     public init(memory: MemoryMap, size: UInt16, descriptorTable: GuestAddress, availableRing: GuestAddress,
                 usedRing: GuestAddress, startIndex: UInt16 = 0) throws(MemoryMapError) {
+        precondition(size > 0, "DriverQueue: size 0")
         self.memory = memory
         self.size = size
         self.descriptorTable = descriptorTable
@@ -152,7 +153,7 @@ public struct DriverQueue {
     }
 
     public func usedIndex() throws(MemoryMapError) -> UInt16 {
-        UInt16(littleEndian: volt_load_u16(usedHost + SplitRingLayout.indexOffset))
+        UInt16(littleEndian: usedHost.loadUnaligned(fromByteOffset: SplitRingLayout.indexOffset, as: UInt16.self))
     }
 
     /// used_event: "notify me when you write the used entry at this index" (2.7.7).
