@@ -111,7 +111,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--memory", type=int, default=256)
-    ap.add_argument("--volt", default=os.path.join(ROOT, ".build/release/volt-vmm"))
+    # The shipped binaries (scripts/build-static.sh) if built, else the plain release build.
+    shipped = os.path.join(ROOT, ".build/static/release/volt-vmm")
+    ap.add_argument("--volt", default=shipped if os.path.exists(shipped) else os.path.join(ROOT, ".build/release/volt-vmm"))
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     args = ap.parse_args()
     guest = os.path.join(ROOT, "guests/out/hello.elf")
@@ -141,7 +143,7 @@ def main():
 
     (vmin, vmed, vp95), vpss = results["volt-vmm"]
     (qmin, qmed, qp95), qpss = results["qemu microvm"]
-    print(f"boot: exec -> guest marker, {args.runs} runs each, same PVH guest, KVM, {args.memory} MiB, 1 vCPU")
+    print(f"boot: exec -> guest marker, {args.runs} runs each, same PVH guest, KVM, {args.memory} MiB, 1 vCPU; volt-vmm = {os.path.relpath(args.volt, ROOT)}")
     print(f"{'':14}{'min ms':>9}{'median ms':>11}{'p95 ms':>9}{'PSS-RAM MiB':>13}")
     for name, ((a, b, c), pss) in results.items():
         print(f"{name:14}{a:9.2f}{b:11.2f}{c:9.2f}{pss / 1024:13.2f}")

@@ -3,7 +3,8 @@
 # MP table, cmdline, initrd), then Linux from the kernel store with a busybox initramfs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VMM=.build/release/volt-vmm
+VMM=.build/static/release/volt-vmm   # scripts/build-static.sh: the shipped binaries
+[[ -x $VMM ]] || VMM=.build/release/volt-vmm
 [[ -x $VMM ]] || VMM=.build/debug/volt-vmm
 
 echo "== volt-vmm demo 1/2: the facts guest (2 vCPUs, 256 MiB) reports what the VMM handed it"

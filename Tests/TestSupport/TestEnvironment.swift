@@ -10,8 +10,15 @@ public enum TestEnvironment {
     public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The build products folder: the test bundle sits next to the executables.
+    /// The build products folder: the test bundle sits next to the executables, unless
+    /// VOLT_PRODUCTS_DIR names another one (scripts/test.sh: the static-runtime build).
     public static let productsDirectory: URL = {
+        if let dir = ProcessInfo.processInfo.environment["VOLT_PRODUCTS_DIR"], !dir.isEmpty {
+            let url = URL(fileURLWithPath: dir).standardizedFileURL
+            precondition(FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("volt-vmm").path),
+                         "VOLT_PRODUCTS_DIR=\(dir) holds no volt-vmm: build it (scripts/build-static.sh)")
+            return url
+        }
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var dir = exe.deletingLastPathComponent()
         while dir.path != "/" && !FileManager.default.fileExists(atPath: dir.appendingPathComponent("volt-vmm").path) {
