@@ -1,21 +1,12 @@
-// virtio-net on top of the generic queue calls (virtio 1.2, 5.1): queue 2n receives,
-// 2n+1 transmits.
-extension VhostUserTestFrontend {
-    /// Feature bits of virtio-net (5.1.3) that tests check for.
-    public enum NetFeature {
-        public static let checksum: UInt64 = 1 << 0
-        public static let guestChecksum: UInt64 = 1 << 1
-        public static let mtu: UInt64 = 1 << 3
-        public static let mac: UInt64 = 1 << 5
-        public static let mergeableRxBuffers: UInt64 = 1 << 15
-        public static let status: UInt64 = 1 << 16
-        public static let multiQueue: UInt64 = 1 << 22
-    }
+import VirtioCore
 
+// virtio-net on top of the generic queue calls (virtio 1.2, 5.1): queue 2n receives,
+// 2n+1 transmits. Feature bits: VirtioCore's `NetFeature`.
+extension VhostUserTestFrontend {
     /// Room for a 1514-byte frame after the header without MRG_RXBUF.
     public static let defaultReceiveBufferSize: UInt32 = 1526
 
-    public var mergeableRxBuffers: Bool { negotiatedFeatures & NetFeature.mergeableRxBuffers != 0 }
+    public var mergeableRxBuffers: Bool { negotiatedFeatures & NetFeature.mrgRxbuf != 0 }
 
     /// The MAC in config space (bytes 0-5; meaningful with VIRTIO_NET_F_MAC).
     public func netMAC() throws(TestFrontendError) -> [UInt8] { try config(size: 6) }

@@ -148,7 +148,7 @@ final class VirtioNetDriver {
 
     init(socketPath: String, mergeable: Bool, eventIdx: Bool) throws {
         var features = ~UInt64(0)
-        if !mergeable { features &= ~VhostUserTestFrontend.NetFeature.mergeableRxBuffers }
+        if !mergeable { features &= ~NetFeature.mrgRxbuf }
         frontend = try VhostUserTestFrontend(socketPath: socketPath,
                                              options: TestFrontendOptions(memorySize: 64 << 20, queueCount: 2, queueSize: 256,
                                                                           features: features, eventIdx: eventIdx))
