@@ -315,15 +315,13 @@ final class QueueHandler {
         // The rest goes into further chains, taken now; if the guest has not offered
         // enough, keep the frame until it does.
         guard fillCache(&q, &cache, space: n), cache.space >= n else {
-            cache.withChain(0) { keepPending($0.pointee, frameLength: n, overflow: overflow) }
+            keepPending(cache, frameLength: n, overflow: overflow)
             return .pending
         }
         var offset = 0
         var chains = 1
         while offset < overflow {
-            offset += cache.withChain(chains) {
-                $0.pointee.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(start: bounce + offset, count: overflow - offset))
-            }
+            offset += cache.copyToWritable(chains, from: UnsafeRawBufferPointer(start: bounce + offset, count: overflow - offset))
             chains += 1
         }
         deliver(&q, &cache, frameLength: n, chains: chains)
@@ -332,10 +330,10 @@ final class QueueHandler {
 
     /// Copies a frame that did not fit the buffers offered so far out of the first
     /// chain (header included) and the bounce buffer.
-    private func keepPending(_ first: DescriptorChain, frameLength n: Int, overflow: Int) {
+    private func keepPending(_ cache: borrowing RXChainCache, frameLength n: Int, overflow: Int) {
         var frame = [UInt8](repeating: 0, count: n)
         frame.withUnsafeMutableBytes { out in
-            _ = first.copyFromWritable(into: UnsafeMutableRawBufferPointer(rebasing: out[..<(n - overflow)]))
+            _ = cache.copyFromWritable(0, into: UnsafeMutableRawBufferPointer(rebasing: out[..<(n - overflow)]))
             (out.baseAddress! + n - overflow).copyMemory(from: bounce, byteCount: overflow)
         }
         pendingFrame = frame
@@ -361,7 +359,7 @@ final class QueueHandler {
         frame.withUnsafeBytes { bytes in
             while offset < frame.count {
                 let k = min(cache.writableLength(chains), frame.count - offset)
-                _ = cache.withChain(chains) { $0.pointee.copyToWritable(offset: 0, from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + k)])) }
+                _ = cache.copyToWritable(chains, from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + k)]))
                 offset += k
                 chains += 1
             }
@@ -394,7 +392,7 @@ final class QueueHandler {
         if let first = cache.firstBufferOfFirstChain(), first.count >= NetHeader.size {
             first.baseAddress!.storeBytes(of: value, toByteOffset: offset, as: T.self)
         } else {
-            _ = withUnsafeBytes(of: value) { v in cache.withChain(0) { $0.pointee.copyToWritable(offset: offset, from: v) } }
+            _ = withUnsafeBytes(of: value) { cache.copyToWritable(0, offset: offset, from: $0) }
         }
     }
 

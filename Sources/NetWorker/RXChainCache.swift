@@ -67,9 +67,13 @@ struct RXChainCache: ~Copyable {
         return slots + ((start &+ i) & (capacity &- 1))
     }
 
-    /// Runs `body` on the `i`-th oldest chain (0 ≤ i < count) where it lies (no copy).
-    func withChain<R>(_ i: Int, _ body: (UnsafePointer<DescriptorChain>) -> R) -> R {
-        withUnsafePointer(to: &slot(i).pointee.chain) { body($0) }
+    /// `DescriptorChain.copyToWritable` / `copyFromWritable` on the `i`-th oldest chain
+    /// (0 ≤ i < count), where it lies (no copy of the chain).
+    func copyToWritable(_ i: Int, offset: Int = 0, from source: UnsafeRawBufferPointer) -> Int {
+        slot(i).pointee.chain.copyToWritable(offset: offset, from: source)
+    }
+    func copyFromWritable(_ i: Int, into destination: UnsafeMutableRawBufferPointer) -> Int {
+        slot(i).pointee.chain.copyFromWritable(into: destination)
     }
     /// `DescriptorChain.fillIovecs` on the writable part of the `i`-th oldest chain, in place.
     func fillWritableIovecs(_ i: Int, into storage: UnsafeMutableBufferPointer<iovec>, skip: UInt64) -> Int {
