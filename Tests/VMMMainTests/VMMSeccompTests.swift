@@ -20,7 +20,10 @@ import Sandbox
                                        stopWhen: "VOLT-GUEST hello: ok",
                                        whenOutput: ("VOLT-GUEST hello: ok", {
             let pids = (try? TestEnvironment.run("/usr/bin/pgrep", ["-f", marker]).stdout.split(separator: "\n")) ?? []
-            guard let pid = pids.first(where: { Self.comm("/proc/\($0)") == "volt-vmm" }) else { return }
+            // volt-vmm, not its launcher (a fork: same name and command line). By parent,
+            // not by pid order: pids wrap around on a long run.
+            let named = pids.filter { Self.comm("/proc/\($0)") == "volt-vmm" }
+            guard let pid = named.first(where: { !named.contains(Substring(Self.parent(of: $0))) }) else { return }
             let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
             for tid in tasks {
                 guard prefix.contains(where: { Self.comm("/proc/\(pid)/task/\(tid)").hasPrefix($0) }) else { continue }
@@ -29,6 +32,13 @@ import Sandbox
             }
         }), timeout: 30)
         return states
+    }
+
+    /// PPid from /proc/PID/status ("" if gone).
+    static func parent<S: StringProtocol>(of pid: S) -> String {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        return status.split(separator: "\n").first { $0.hasPrefix("PPid:") }
+            .map { $0.dropFirst("PPid:".count).trimmingCharacters(in: .whitespaces) } ?? ""
     }
 
     static func comm(_ dir: String) -> String {
