@@ -14,7 +14,9 @@ import Sandbox
                            kernel: String = "hello") throws -> [String] {
         guard TestEnvironment.require(TestEnvironment.kvmUsable, "/dev/kvm usable") else { return [] }
         guard let hello = TestEnvironment.guest(kernel) else { Issue.record("guests did not build"); return [] }
-        let marker = "seccomp-probe-\(getpid())-\(extra.count)"
+        // Unique per call: tests run in parallel, and a marker shared by two VMs (say, one
+        // from the argument count) lets pgrep find the other test's VM.
+        let marker = "seccomp-probe-\(UUID().uuidString)"
         var states: [String] = []
         _ = try TestEnvironment.runVMM(["run", "--kernel", hello, "--vcpus", "2", "--cmdline", "halt \(marker)"] + extra,
                                        stopWhen: "VOLT-GUEST hello: ok",

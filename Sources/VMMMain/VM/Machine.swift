@@ -126,33 +126,32 @@ final class Machine {
         _ = volt_install_kick_handler(VCPUKick.signal)
         // Threads inherit this mask: only the signal thread takes termination signals.
         _ = volt_block_termination_signals()
-        _ = try OSThread(name: "volt-signals") {
-            guard self.filterThread(VMMSeccompPolicy.signals(), "signal", lifecycle) else { return }
+        _ = try OSThread(name: "volt-signals", prepare: { self.filterThread(VMMSeccompPolicy.signals(), "signal", lifecycle) }) {
             let sig = volt_wait_termination_signal()
             if sig > 0 { lifecycle.finish(.signal(sig)) }
         }
         console.enterRawModeIfTerminal()
         defer { console.restoreTerminal() }
-        _ = try OSThread(name: "volt-console") {
-            guard self.filterThread(VMMSeccompPolicy.console(vmFD: vmFD), "console", lifecycle) else { return }
+        _ = try OSThread(name: "volt-console", prepare: { self.filterThread(VMMSeccompPolicy.console(vmFD: vmFD), "console", lifecycle) }) {
             console.pumpInput { serial.enqueueInput($0) }
         }
         let metricsThread = try metrics.map { writer in
-            try OSThread(name: "volt-metrics") { [interval = config.metricsIntervalMilliseconds] in
-                guard self.filterThread(VMMSeccompPolicy.metrics(), "metrics", lifecycle) else { return }
+            try OSThread(name: "volt-metrics", prepare: { self.filterThread(VMMSeccompPolicy.metrics(), "metrics", lifecycle) }) {
+                [interval = config.metricsIntervalMilliseconds] in
                 writer.run(intervalMilliseconds: interval, lifecycle: lifecycle)
             }
         }
-        let supervisor = try OSThread(name: "volt-supervise") {
-            guard self.filterThread(VMMSeccompPolicy.supervisor(), "supervisor", lifecycle) else { return }
+        let supervisor = try OSThread(name: "volt-supervise", prepare: { self.filterThread(VMMSeccompPolicy.supervisor(), "supervisor", lifecycle) }) {
             Supervisor(backends: backends, workers: virtio.workers, lifecycle: lifecycle,
                        policy: self.config.restart, logger: self.logger).run()
         }
         let vhost = virtio.vhostNets.map { (device: $0.vhostFD, tap: $0.tapFD) }
+        let gate = StartGate()
         let threads = try vcpus.map { vcpu in
-            try OSThread(name: "volt-vcpu\(vcpu.index)") {
-                guard self.filterThread(VMMSeccompPolicy.vcpu(vcpuFD: vcpu.fd, vmFD: vmFD, vhost: vhost), "vCPU \(vcpu.index)", lifecycle)
-                else { return }
+            try OSThread(name: "volt-vcpu\(vcpu.index)", prepare: {
+                self.filterThread(VMMSeccompPolicy.vcpu(vcpuFD: vcpu.fd, vmFD: vmFD, vhost: vhost), "vCPU \(vcpu.index)", lifecycle)
+            }) {
+                gate.wait()
                 VCPURunner(vcpu: vcpu, ioBus: devices.bus, mmioBus: devices.mmio, lifecycle: lifecycle, logger: self.logger,
                            counters: self.counters).run()
             }
@@ -160,6 +159,7 @@ final class Machine {
         logger.info("started \(vcpus.count) vCPU(s), \(config.memoryBytes >> 20) MiB")
         // The main thread's own filter comes last: creating the threads above needs calls it lacks.
         _ = filterThread(VMMSeccompPolicy.main(), "main", lifecycle)   // a failure has finished the VM
+        gate.open()
         let outcome = lifecycle.wait()
         // A vCPU may be blocked on a backend's socket (config access): unblock it.
         for backend in backends { backend.disconnect() }
