@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
         .testTarget(
             name: "VirtioCoreTests",
-            dependencies: ["VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["VirtioCore", "CShim", "TestFrontend", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "TestFrontendTests",
