@@ -72,7 +72,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BlockWorkerTests",
-            dependencies: ["BlockWorker", "Sandbox", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["BlockWorker", "Sandbox", "IPC", "VirtioCore", "CShim", "VoltTestSupport", "TestFrontend", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "NetWorkerTests",

@@ -3,6 +3,7 @@
 #include "volt_socket.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,7 +26,7 @@ int volt_socketpair_stream(int fds[2]) {
     return ret(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
 }
 
-int volt_unix_listen(const char *path, int backlog) {
+static int bind_and_listen(const char *path, int backlog) {
     struct sockaddr_un addr;
     int r = fill_addr(&addr, path);
     if (r < 0) return r;
@@ -33,6 +34,25 @@ int volt_unix_listen(const char *path, int backlog) {
     if (fd < 0) return -errno;
     if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, backlog) < 0) {
         int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+// Listens on a temporary name next to `path`, then renames it into place: the socket
+// file appears only once it accepts connections, so a front-end that waits for the file
+// and then connects never gets ECONNREFUSED. Direct bind if the longer name does not fit.
+int volt_unix_listen(const char *path, int backlog) {
+    char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int n = snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    if (n < 0 || (size_t)n >= sizeof(tmp)) return bind_and_listen(path, backlog);
+    unlink(tmp);   // left by an earlier process with our pid: nobody listens on it
+    int fd = bind_and_listen(tmp, backlog);
+    if (fd < 0) return fd;
+    if (rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
         close(fd);
         return -e;
     }

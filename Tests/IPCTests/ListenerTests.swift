@@ -28,6 +28,20 @@ import Testing
         _ = try listener.accept()
     }
 
+    /// The socket file appears only once it listens (bound under a temporary name, then
+    /// renamed): a front-end polling for the file always connects. A path with no room
+    /// for the temporary suffix (107 bytes, the sun_path limit) is bound directly.
+    @Test(arguments: [false, true])
+    func theSocketAppearsListeningAndLeavesNoTemporaryName(longestPath: Bool) throws {
+        let dir = (tempPath("x") as NSString).deletingLastPathComponent
+        let name = longestPath ? String(repeating: "s", count: 107 - dir.count - 1) : "s.sock"
+        let path = dir + "/" + name
+        let listener = try Listener(path: path)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == [name])
+        _ = try Connection.connect(path: path)
+        _ = try listener.accept()
+    }
+
     @Test func regularFileIsNotRemoved() throws {
         let path = tempPath("file")
         _ = FileManager.default.createFile(atPath: path, contents: Data([1]))
