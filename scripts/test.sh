@@ -15,9 +15,9 @@ swift test 2>&1 | tee artifacts/test.log
 status=${PIPESTATUS[0]}
 
 # The shipped binaries (static Swift runtime, scripts/build-static.sh) boot guests, spawn
-# and jail workers too: the VM, worker and lock-down tests again, against them.
+# and jail workers too: the VM, worker, lock-down and hostile-input tests again, against them.
 scripts/build-static.sh
 VOLT_PRODUCTS_DIR=.build/static/release swift test --skip-build \
-    --filter "DiskWorkerTests|IntegrationTests|VMMSeccompTests" 2>&1 | tee -a artifacts/test.log
+    --filter "DiskWorkerTests|IntegrationTests|VMMSeccompTests|HostileFrontendTests" 2>&1 | tee -a artifacts/test.log
 static_status=${PIPESTATUS[0]}
 exit $(( status != 0 ? status : static_status ))
