@@ -9,12 +9,6 @@ import VirtioCore
 /// absurd fields, fds or none — and, after a proper start, random descriptor chains kicked
 /// at a queue. The back-end may refuse and hang up; the caller checks how it ended.
 public enum HostileFrontend {
-    /// A receive that times out (a request the worker rightly never answers) ends a wait.
-    static func setReceiveTimeout(_ connection: Connection, seconds: Int) {
-        var tv = timeval(tv_sec: seconds, tv_usec: 0)
-        _ = setsockopt(connection.socket.rawValue, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    }
-
     public struct MessageMaker {
         public var random: SplitMix
         /// fds the messages carry (memfds, eventfds), until `closeAll`.
@@ -47,7 +41,8 @@ public enum HostileFrontend {
             var fds: [Int32] = []
             switch Request(rawValue: request) {
             case .setFeatures?, .setProtocolFeatures?:
-                payload = encodeU64(chance(50) ? (1 << 32) | (1 << 30) | (1 << 28) : random.next())
+                payload = encodeU64(chance(50) ? VirtioFeature.version1 | VirtioFeature.protocolFeatures | VirtioFeature.indirectDescriptors
+                                                 : random.next())
             case .setMemTable?:
                 let count = Int(below(10))
                 let regions = (0..<count).map { _ in
@@ -83,7 +78,8 @@ public enum HostileFrontend {
             // Now and then a wrong size, stray bytes or a stray fd.
             if chance(5) { payload = bytes(Int(below(300))) }
             if chance(3) { fds.append(eventfd()) }
-            var header = MessageHeader(request: request, flags: chance(95) ? 1 | (chance(50) ? 1 << 3 : 0) : UInt32(truncatingIfNeeded: random.next()),
+            var header = MessageHeader(request: request, flags: chance(95) ? VhostUser.version | (chance(50) ? MessageHeader.needReplyFlag : 0)
+                                                                  : UInt32(truncatingIfNeeded: random.next()),
                                        size: UInt32(payload.count))
             if chance(2) { header = MessageHeader(request: request, flags: header.flags, size: UInt32(truncatingIfNeeded: random.next())) }
             return (header, payload, fds)
@@ -94,14 +90,15 @@ public enum HostileFrontend {
 
     /// Sends random messages until the worker hangs up or `count` are sent.
     public static func protocolChaos(_ connection: Connection, _ maker: inout MessageMaker, count: Int) {
-        setReceiveTimeout(connection, seconds: 2)
+        // A request the worker rightly never answers ends the wait, not the test.
+        connection.setReceiveTimeout(milliseconds: 2000)
         for _ in 0..<count {
             let (header, payload, fds) = maker.message()
             do {
                 try connection.send(header, payload: payload, fds: fds.map { FileDescriptor(rawValue: $0) })
             } catch { return }   // the worker hung up: what a refused front-end sees
             maker.closeAll()
-            let expectsReply = header.flags & (1 << 3) != 0 || (Request(rawValue: header.request)?.hasInherentReply ?? false)
+            let expectsReply = header.needsReply || (Request(rawValue: header.request)?.hasInherentReply ?? false)
             if expectsReply {
                 do { _ = try connection.receive() } catch { return }
             }
@@ -156,5 +153,13 @@ extension HostileFrontend {
         let connection = try Connection.connect(path: socket)
         protocolChaos(connection, &maker, count: count)
         connection.shutdown()
+    }
+}
+
+extension Connection {
+    /// Bounds each later `receive`: past it, the receive fails (EAGAIN) instead of waiting on.
+    public func setReceiveTimeout(milliseconds: Int) {
+        var tv = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        _ = setsockopt(socket.rawValue, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 }

@@ -14,7 +14,7 @@ import TestFrontend
         func below(_ n: UInt64) -> UInt64 { r.next() % n }
         let code = below(100) < 80 ? request.rawValue : (below(2) == 0 ? Request.allCases.randomElement(using: &r)!.rawValue
                                                                        : UInt32(truncatingIfNeeded: r.next()))
-        let flags: UInt32 = below(100) < 85 ? 1 | 4 : UInt32(truncatingIfNeeded: r.next())
+        let flags: UInt32 = below(100) < 85 ? VhostUser.version | MessageHeader.replyFlag : UInt32(truncatingIfNeeded: r.next())
         let sizes = [0, 8, 12, 16, 40, Int(below(300))]
         let payload = (0..<sizes[Int(below(UInt64(sizes.count)))]).map { _ in UInt8(truncatingIfNeeded: r.next()) }
         let size = below(100) < 95 ? UInt32(payload.count) : UInt32(truncatingIfNeeded: r.next())
@@ -29,8 +29,7 @@ import TestFrontend
         var threw = 0, returned = 0
         for _ in 0..<40 {
             let (front, back) = try Connection.pair()
-            var tv = timeval(tv_sec: 0, tv_usec: 200_000)   // a call waiting for a reply that never comes
-            _ = setsockopt(front.socket.rawValue, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            front.setReceiveTimeout(milliseconds: 200)   // a call waiting for a reply that never comes
             let frontend = Frontend(connection: front)
             for _ in 0..<10 {
                 let calls: [(Request, () throws -> Void)] = [

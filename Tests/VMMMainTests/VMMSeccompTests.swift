@@ -37,10 +37,8 @@ import Sandbox
     }
 
     /// PPid from /proc/PID/status ("" if gone).
-    static func parent<S: StringProtocol>(of pid: S) -> String {
-        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-        return status.split(separator: "\n").first { $0.hasPrefix("PPid:") }
-            .map { $0.dropFirst("PPid:".count).trimmingCharacters(in: .whitespaces) } ?? ""
+    static func parent(of pid: Substring) -> String {
+        pid_t(pid).flatMap { SandboxInspection.status($0)["PPid"] } ?? ""
     }
 
     static func comm(_ dir: String) -> String {
