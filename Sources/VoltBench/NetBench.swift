@@ -295,12 +295,12 @@ struct NetBench {
         @Sendable func pinPeer() { if let peerCPU { _ = nts_pin_thread(peerCPU) } }
 
         /// One slice of one cell: frames counted at the far end, frames the source pushed.
-        typealias Slice = (counted: Measurement, sent: Int)
+        typealias Turn = (counted: Measurement, sent: Int)
         let slice = seconds / Double(rounds)
 
         // TX: volt = frontend → worker → vb0, counted by an AF_PACKET reader on vb0;
         // bare = write() into vb1's fd, counted the same way on vb1.
-        func txVolt(_ frame: [UInt8]) throws -> Slice {
+        func txVolt(_ frame: [UInt8]) throws -> Turn {
             drainFD(peer0)
             let deadline = now() + UInt64(slice * 1e9)
             nonisolated(unsafe) var counted = Measurement()
@@ -309,7 +309,7 @@ struct NetBench {
             join()
             return (counted, sent)
         }
-        func txBare(_ frame: [UInt8]) -> Slice {
+        func txBare(_ frame: [UInt8]) -> Turn {
             let tapFrame = [UInt8](repeating: 0, count: netHeaderSize) + frame
             drainFD(peer1)
             let deadline = now() + UInt64(slice * 1e9)
@@ -321,7 +321,7 @@ struct NetBench {
         }
         // RX: volt = AF_PACKET writer on vb0 → TAP → worker → RX buffers, counted by
         // the frontend; bare = the same writer on vb1, read() from vb1's fd.
-        func rxVolt(_ frame: [UInt8]) throws -> Slice {
+        func rxVolt(_ frame: [UInt8]) throws -> Turn {
             try driver.drainReceive()
             let deadline = now() + UInt64(slice * 1e9)
             nonisolated(unsafe) var sent = 0
@@ -330,7 +330,7 @@ struct NetBench {
             join()
             return (counted, sent)
         }
-        func rxBare(_ frame: [UInt8]) -> Slice {
+        func rxBare(_ frame: [UInt8]) -> Turn {
             drainFD(bare)
             let deadline = now() + UInt64(slice * 1e9)
             nonisolated(unsafe) var sent = 0
@@ -352,7 +352,7 @@ struct NetBench {
                 // first alternates), so a slow spell of the host hits both alike.
                 for round in 0..<rounds {
                     for voltTurn in round % 2 == 0 ? [true, false] : [false, true] {
-                        let s: Slice = voltTurn
+                        let s: Turn = voltTurn
                             ? try (direction == "TX" ? txVolt(frame) : rxVolt(frame))
                             : (direction == "TX" ? txBare(frame) : rxBare(frame))
                         if voltTurn {
