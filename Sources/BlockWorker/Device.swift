@@ -2,46 +2,6 @@ import Glibc
 import IPC
 import VirtioCore
 
-/// virtio-blk feature bits (virtio 1.2, 5.2.3 and 6).
-enum BlockFeature {
-    static let sizeMax: UInt64 = 1 << 1
-    static let segMax: UInt64 = 1 << 2
-    static let readOnly: UInt64 = 1 << 5
-    static let blockSize: UInt64 = 1 << 6
-    static let flush: UInt64 = 1 << 9
-    static let topology: UInt64 = 1 << 10
-    static let configWCE: UInt64 = 1 << 11
-    static let mq: UInt64 = 1 << 12
-    static let discard: UInt64 = 1 << 13
-    static let writeZeroes: UInt64 = 1 << 14
-    static let indirectDesc: UInt64 = 1 << 28
-    static let eventIdx: UInt64 = 1 << 29
-    static let version1: UInt64 = 1 << 32
-}
-
-/// struct virtio_blk_config offsets (5.2.4).
-enum BlockConfigLayout {
-    static let capacity = 0          // le64
-    static let sizeMax = 8           // le32
-    static let segMax = 12           // le32
-    static let geometry = 16         // le16 cylinders, u8 heads, u8 sectors (not offered: 0)
-    static let blkSize = 20          // le32
-    static let physicalBlockExp = 24 // u8
-    static let alignmentOffset = 25  // u8
-    static let minIOSize = 26        // le16
-    static let optIOSize = 28        // le32
-    static let writeback = 32        // u8
-    static let numQueues = 34        // le16
-    static let maxDiscardSectors = 36
-    static let maxDiscardSeg = 40
-    static let discardSectorAlignment = 44
-    static let maxWriteZeroesSectors = 48
-    static let maxWriteZeroesSeg = 52
-    static let writeZeroesMayUnmap = 56 // u8
-    /// Through the virtio 1.2 secure-erase fields (60...71), which stay 0 (not offered).
-    static let size = 72
-}
-
 /// Everything the device is configured with on the command line.
 struct BlockDeviceOptions {
     /// Injected faults (`--fault`).

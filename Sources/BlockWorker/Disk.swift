@@ -1,3 +1,4 @@
+import VirtioCore
 import CShim
 import Glibc
 import SystemPackage

@@ -1,3 +1,4 @@
+import VirtioCore
 import IPC
 
 /// Per-device counters, shared by every queue thread and — through a metrics page (a

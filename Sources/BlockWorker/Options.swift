@@ -1,3 +1,4 @@
+import VirtioCore
 import IPC
 import Sandbox
 

@@ -5,34 +5,7 @@ import VirtioCore
 // {le32 type, le32 reserved, le64 sector}, type-specific data, and one device-writable
 // status byte at the very end.
 
-/// Request types the device implements (5.2.6).
-enum RequestType: UInt32, Sendable {
-    case `in` = 0
-    case out = 1
-    case flush = 4
-    case getID = 8
-    case discard = 11
-    case writeZeroes = 13
-}
-
-/// Status byte values (5.2.6).
-enum BlockStatus: UInt8, Sendable {
-    case ok = 0
-    case ioError = 1
-    case unsupported = 2
-}
-
-enum BlockLayout {
-    static let sectorSize: UInt64 = 512
-    static let sectorShift: UInt64 = 9
-    static let headerSize = 16
-    /// struct virtio_blk_discard_write_zeroes: le64 sector, le32 num_sectors, le32 flags.
-    static let segmentSize = 16
-    /// The device ID string is at most 20 bytes (VIRTIO_BLK_ID_BYTES), NUL-padded.
-    static let idBytes = 20
-    /// Segment flag bit 0: unmap (write zeroes only).
-    static let unmapFlag: UInt32 = 1
-}
+typealias RequestType = BlockRequestType
 
 /// One discard / write-zeroes range.
 struct Segment: Equatable, Sendable {

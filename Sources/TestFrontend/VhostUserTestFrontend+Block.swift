@@ -1,18 +1,8 @@
+import VirtioCore
+
 // virtio-blk on top of the generic queue calls: one call per request for short tests,
 // or submit / result(of:) for several in flight.
 extension VhostUserTestFrontend {
-    /// Feature bits of virtio-blk (5.2.3) that tests check for.
-    public enum BlockFeature {
-        public static let sizeMax: UInt64 = 1 << 1
-        public static let segMax: UInt64 = 1 << 2
-        public static let readOnly: UInt64 = 1 << 5
-        public static let blockSize: UInt64 = 1 << 6
-        public static let flush: UInt64 = 1 << 9
-        public static let multiQueue: UInt64 = 1 << 12
-        public static let discard: UInt64 = 1 << 13
-        public static let writeZeroes: UInt64 = 1 << 14
-    }
-
     public func blockConfig() throws(TestFrontendError) -> VirtioBlockConfig {
         let bytes = try config(size: VirtioBlockConfig.size)
         guard let config = VirtioBlockConfig(bytes) else { throw .malformedReply("config of \(bytes.count) bytes") }

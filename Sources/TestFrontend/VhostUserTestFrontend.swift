@@ -190,3 +190,10 @@ public final class VhostUserTestFrontend {
         }
     }
 }
+
+extension VirtioFeature {
+    /// Bits the test frontend never acks: it drives split rings without an IOMMU,
+    /// dirty log or notification data.
+    public static let unsupportedByTestFrontend: UInt64 =
+        logAll | accessPlatform | ringPacked | notificationData
+}

@@ -1,20 +1,15 @@
+import VirtioCore
+
 /// A virtio-blk request as a driver builds it (virtio 1.2, 5.2.6): a 16-byte
 /// device-readable header {le32 type, le32 reserved, le64 sector}, the data buffers,
 /// and one device-writable status byte at the end.
 public struct VirtioBlockRequest: Equatable, Sendable {
-    public static let sectorSize = 512
-    public static let headerSize = 16
+    public static let sectorSize = Int(BlockLayout.sectorSize)
+    public static let headerSize = BlockLayout.headerSize
     /// GET_ID returns up to 20 bytes of serial number.
-    public static let idSize: UInt32 = 20
+    public static let idSize = UInt32(BlockLayout.idBytes)
 
-    public enum Kind: UInt32, Sendable {
-        case read = 0          // VIRTIO_BLK_T_IN
-        case write = 1         // VIRTIO_BLK_T_OUT
-        case flush = 4
-        case getID = 8
-        case discard = 11
-        case writeZeroes = 13
-    }
+    public typealias Kind = BlockRequestType
 
     /// One {le64 sector, le32 num_sectors, le32 flags} segment of DISCARD / WRITE_ZEROES.
     public struct Segment: Equatable, Sendable {
@@ -49,12 +44,12 @@ public struct VirtioBlockRequest: Equatable, Sendable {
         let total = sectors * sectorSize
         let pieces = max(1, min(segments, total))
         let lengths = (0..<pieces).map { i in total / pieces + (i < total % pieces ? 1 : 0) }
-        return VirtioBlockRequest(kind: .read, sector: sector, data: lengths.map { .writable(UInt32($0)) })
+        return VirtioBlockRequest(kind: .in, sector: sector, data: lengths.map { .writable(UInt32($0)) })
     }
 
     /// OUT: `bytes` (a multiple of 512) written from `sector`.
     public static func write(sector: UInt64, _ bytes: [UInt8]) -> VirtioBlockRequest {
-        VirtioBlockRequest(kind: .write, sector: sector, data: [.readable(bytes)])
+        VirtioBlockRequest(kind: .out, sector: sector, data: [.readable(bytes)])
     }
 
     public static let flush = VirtioBlockRequest(kind: .flush)

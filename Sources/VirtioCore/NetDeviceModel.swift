@@ -19,9 +19,9 @@ public enum NetFeature {
     public static let status: UInt64 = 1 << 16
     public static let ctrlVQ: UInt64 = 1 << 17
     public static let mq: UInt64 = 1 << 22
-    public static let indirectDesc: UInt64 = 1 << 28
-    public static let eventIdx: UInt64 = 1 << 29
-    public static let version1: UInt64 = 1 << 32
+    public static let indirectDesc = VirtioFeature.indirectDescriptors
+    public static let eventIdx = VirtioFeature.eventIdx
+    public static let version1 = VirtioFeature.version1
 }
 
 /// The parts of a virtio-net device that do not depend on who moves the packets.

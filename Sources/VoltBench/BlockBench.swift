@@ -77,7 +77,7 @@ final class VirtioBlockBackend: BlockBackend {
         let config = try frontend.blockConfig()
         imageSize = config.capacity * 512
         let f = frontend.negotiatedFeatures
-        if f & VhostUserTestFrontend.BlockFeature.sizeMax != 0, let m = config.sizeMax, m > 0 { sizeMax = Int(m) } else { sizeMax = 1 << 20 }
+        if f & BlockFeature.sizeMax != 0, let m = config.sizeMax, m > 0 { sizeMax = Int(m) } else { sizeMax = 1 << 20 }
         segment = sizeMax
     }
 

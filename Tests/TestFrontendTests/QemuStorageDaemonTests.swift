@@ -7,7 +7,7 @@ import VirtioCore
 /// did not write, so passing here means the frontend speaks the real protocol.
 @Suite(.timeLimit(.minutes(1)))
 struct QemuStorageDaemonTests {
-    typealias Block = VhostUserTestFrontend.BlockFeature
+    typealias Block = BlockFeature
 
     @Test func handshakeNegotiatesWhatTheDaemonOffers() throws {
         guard let f = try BlockFixture.make() else { return }
