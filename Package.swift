@@ -50,14 +50,20 @@ let package = Package(
         ),
         // Helpers shared by test targets (prerequisite checks: loud skip or CI failure).
         .target(name: "TestSupport"),
+        // What every worker borrows: rings, queue threads, memory tables, inflight
+        // tracking, counters, the process skeleton. No Foundation.
+        .target(
+            name: "WorkerCore",
+            dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // vhost-user-blk worker: no Foundation (Glibc, SystemPackage, IPC, VirtioCore only).
         .executableTarget(
             name: "BlockWorker",
-            dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", "WorkerCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .executableTarget(
             name: "NetWorker",
-            dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", "WorkerCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(
             name: "IPCTests",

@@ -1,6 +1,7 @@
 import Glibc
 import IPC
 import VirtioCore
+import WorkerCore
 
 /// Everything the device is configured with on the command line.
 struct BlockDeviceOptions {
@@ -23,40 +24,15 @@ struct BlockDeviceOptions {
     var maxWriteZeroesSegments: UInt32 = 16
 }
 
-/// The vhost-user-blk device: features, config space, and the queues' lifecycle.
-/// All methods run on the vhost-user (main) thread; each started queue runs on its own
-/// QueueWorker thread, which owns the ring until stopped.
-final class BlockDevice: VhostUserDevice {
+/// The vhost-user-blk device: features, config space, and one queue thread per queue
+/// (`BlockQueueHandler`). Rings, threads and the inflight buffer are the framework's.
+final class BlockDevice: BackendDevice {
     let disk: DiskImage
     let options: BlockDeviceOptions
     let state: BlockState
-    var metrics: Metrics { state.metrics }
 
-    private var memory: MemoryMap?
-    /// The inflight buffer (GET_INFLIGHT_FD created it, or SET_INFLIGHT_FD handed over
-    /// a previous worker's): queues started after it is set track and recover with it.
-    private(set) var inflight: InflightBuffer?
-
-    private struct Slot {
-        var setup: QueueSetup?
-        var kick: OwnedFD?
-        var call: OwnedFD?
-        var err: OwnedFD?
-        /// Configured ring not running (or never started): its state is kept here.
-        var parked: QueueHandler?
-        /// Running ring: the worker owns the handler.
-        var worker: QueueWorker?
-        /// The ring setup could not be used (addresses outside memory, misaligned).
-        var unusable = false
-    }
-    private var slots: [Slot]
-    /// The memfd GET_INFLIGHT_FD hands out, made before the sandbox (see InflightBuffer.reserve).
-    private let reservedInflight: OwnedFD?
-
-    init(disk: DiskImage, options: BlockDeviceOptions, metrics: Metrics = Metrics()) {
+    init(disk: DiskImage, options: BlockDeviceOptions) {
         self.disk = disk
-        reservedInflight = try? InflightBuffer.reserve(numQueues: UInt16(clamping: options.queueCount),
-                                                       maxQueueSize: UInt16(clamping: options.maxQueueSize))
         self.options = options
         let serial = Array((options.serial ?? disk.derivedSerial).utf8.prefix(BlockLayout.idBytes))
         let limits = RequestLimits(
@@ -64,16 +40,12 @@ final class BlockDevice: VhostUserDevice {
             discard: !disk.readOnly, writeZeroes: !disk.readOnly,
             maxDiscardSectors: options.maxDiscardSectors, maxDiscardSegments: options.maxDiscardSegments,
             maxWriteZeroesSectors: options.maxWriteZeroesSectors, maxWriteZeroesSegments: options.maxWriteZeroesSegments)
-        state = BlockState(disk: disk, serial: serial, limits: limits, metrics: metrics,
-                           faults: FaultInjector(options.faults))
-        slots = Array(repeating: Slot(), count: options.queueCount)
+        state = BlockState(disk: disk, serial: serial, limits: limits, faults: FaultInjector(options.faults))
     }
-
-    deinit { stopAll() }
 
     // MARK: - Features and config
 
-    var deviceFeatures: UInt64 {
+    var features: UInt64 {
         var f = BlockFeature.version1 | BlockFeature.sizeMax | BlockFeature.segMax | BlockFeature.blockSize
             | BlockFeature.flush | BlockFeature.topology | BlockFeature.configWCE | BlockFeature.mq
             | BlockFeature.indirectDesc | BlockFeature.eventIdx
@@ -88,6 +60,12 @@ final class BlockDevice: VhostUserDevice {
     var protocolFeatures: UInt64 { .protocolFeatures(.mq, .replyAck, .config, .inflightShmfd) }
     var queueCount: Int { options.queueCount }
     var maxQueueSize: Int { options.maxQueueSize }
+    var counterNames: [String] { BlockCounter.names }
+    func threadName(_ index: Int) -> String { "blk-q\(index)" }
+
+    func makeHandler(thread index: Int, queues: [Int]) throws -> any QueueThreadHandler {
+        BlockQueueHandler(state: state)
+    }
 
     func setFeatures(_ acked: UInt64) throws {
         state.ackedFeatures = acked
@@ -136,9 +114,10 @@ final class BlockDevice: VhostUserDevice {
 
     enum ConfigError: Error, CustomStringConvertible {
         case outOfRange(offset: UInt32, size: UInt32)
-        var description: String { "config range \(offset)+\(size) is past the \(VhostUser.maxConfigSize)-byte limit" }
-        private var offset: UInt32 { if case let .outOfRange(o, _) = self { return o }; return 0 }
-        private var size: UInt32 { if case let .outOfRange(_, s) = self { return s }; return 0 }
+        var description: String {
+            guard case let .outOfRange(offset, size) = self else { return "" }
+            return "config range \(offset)+\(size) is past the \(VhostUser.maxConfigSize)-byte limit"
+        }
     }
 
     /// Bytes past the defined layout (up to the vhost-user maximum) read as 0, so a
@@ -163,156 +142,8 @@ final class BlockDevice: VhostUserDevice {
         state.writeback = value != 0
     }
 
-    // MARK: - Memory and queues
-
-    func setMemoryTable(_ regions: [IPC.MemoryRegionDescriptor]) throws {
-        let map = try MemoryMap(vhostUser: regions)
-        // Rings keep their positions; running ones pause while they move to the new map.
-        for i in slots.indices {
-            let wasRunning = slots[i].worker != nil
-            pause(i)
-            // Also retries rings that did not fit the previous table.
-            if let setup = slots[i].setup {
-                slots[i].parked = rebuild(i, setup, on: map, from: slots[i].parked)
-            }
-            if wasRunning { try resume(i) }
-        }
-        memory = map
-    }
-
-    func configureQueue(_ index: Int, _ setup: QueueSetup) throws {
-        slots[index].setup = setup
-        slots[index].parked = nil
-        slots[index].unusable = false
-        guard let memory else { slots[index].unusable = true; return }
-        slots[index].parked = rebuild(index, setup, on: memory, from: nil)
-    }
-
-    /// Builds the queue over `map`. Ring addresses are front-end virtual: translate
-    /// through the regions' user addresses. A ring that does not fit guest memory makes
-    /// that queue unusable (reported, never processed) instead of ending the device.
-    ///
-    /// A fresh start with an inflight buffer first recovers it ("When reconnecting"):
-    /// heads still inflight are resubmitted in fetch order, and the available ring is
-    /// read from used.idx + their count (every taken head is either in the used ring or
-    /// still inflight), whatever SET_VRING_BASE said.
-    private func rebuild(_ i: Int, _ setup: QueueSetup, on map: MemoryMap, from oldHandler: QueueHandler?) -> QueueHandler? {
-        let old = oldHandler?.queue
-        let n = setup.size
-        do {
-            let desc = try map.guestAddress(ofUser: setup.descriptorTable, length: SplitRingLayout.descriptorTableSize(n))
-            let avail = try map.guestAddress(ofUser: setup.availableRing, length: SplitRingLayout.availableRingSize(n))
-            let used = try map.guestAddress(ofUser: setup.usedRing, length: SplitRingLayout.usedRingSize(n))
-            // The used index continues from what the ring holds (the driver zeroes it
-            // on a fresh start; after GET/SET_VRING_BASE it is where the device left it).
-            let nextUsed = try old?.nextUsed ?? map.load(UInt16.self, at: used.adding(2))
-            var nextAvail = old?.nextAvail ?? setup.nextAvailIndex
-            var tracking = oldHandler?.inflight
-            var resubmit = oldHandler?.resubmit ?? []
-            if oldHandler == nil, var fresh = inflight?.queue(i, ringSize: n) {
-                resubmit = fresh.recover(ringUsedIndex: nextUsed)
-                nextAvail = nextUsed &+ UInt16(truncatingIfNeeded: resubmit.count)
-                tracking = fresh
-                if !resubmit.isEmpty {
-                    warn("queue \(i): resubmitting \(resubmit.count) request(s) left in flight by the previous worker")
-                    state.metrics.resubmitted.add(UInt64(resubmit.count))
-                }
-            }
-            let queue = try Virtqueue(memory: map, size: UInt32(n), descriptorTable: desc, availableRing: avail,
-                                      usedRing: used, eventIdx: state.ackedFeatures & BlockFeature.eventIdx != 0,
-                                      nextAvail: nextAvail, nextUsed: nextUsed)
-            slots[i].unusable = false
-            var handler = QueueHandler(queue: queue, state: state)
-            handler.inflight = tracking
-            handler.resubmit = resubmit
-            return handler
-        } catch {
-            warn("queue \(i): ring unusable: \(error)")
-            state.metrics.brokenRings.add()
-            if let err = slots[i].err { signalEventfd(err.rawValue) }
-            slots[i].unusable = true
-            return nil
-        }
-    }
-
-    func getInflight(_ request: InflightDescription) throws -> (InflightDescription, OwnedFD) {
-        guard let reservedInflight else { throw InflightError.memfd(.noMemory) }
-        let buffer = try InflightBuffer.create(in: reservedInflight, numQueues: request.numQueues, queueSize: request.queueSize)
-        inflight = buffer
-        return (buffer.description, buffer.fd)
-    }
-
-    func setInflight(_ description: InflightDescription, fd: OwnedFD) throws {
-        inflight = try InflightBuffer.adopt(description, fd: fd)
-    }
-
-    func setQueueKick(_ index: Int, fd: OwnedFD?) throws {
-        try replacingFD(index) { $0.kick = fd }
-    }
-
-    func setQueueCall(_ index: Int, fd: OwnedFD?) throws {
-        try replacingFD(index) { $0.call = fd }
-    }
-
-    func setQueueErr(_ index: Int, fd: OwnedFD?) throws {
-        try replacingFD(index) { $0.err = fd }
-    }
-
-    /// Fds may change while a ring runs (e.g. the front-end switches interrupt paths):
-    /// pause the worker, swap, resume. The worker never sees an fd being closed.
-    private func replacingFD(_ i: Int, _ change: (inout Slot) -> Void) throws {
-        let wasRunning = slots[i].worker != nil
-        pause(i)
-        change(&slots[i])
-        if wasRunning { try resume(i) }
-    }
-
-    func startQueue(_ index: Int) throws {
-        try resume(index)
-    }
-
-    func disableQueue(_ index: Int) throws {
-        pause(index)
-    }
-
-    func stopQueue(_ index: Int) throws -> UInt16 {
-        pause(index)
-        let next = slots[index].parked?.queue.nextAvail ?? slots[index].setup?.nextAvailIndex ?? 0
-        slots[index].parked = nil
-        slots[index].setup = nil
-        slots[index].kick = nil
-        slots[index].unusable = false
-        return next
-    }
-
     func reset() {
-        stopAll()
-        slots = Array(repeating: Slot(), count: options.queueCount)
-        memory = nil
-        inflight = nil
         state.ackedFeatures = 0
         state.writeback = true
-    }
-
-    func stopAll() {
-        for i in slots.indices { pause(i) }
-    }
-
-    /// Whether queue `i` has a running worker (for tests).
-    func isRunning(_ i: Int) -> Bool { slots[i].worker != nil }
-
-    /// Stops the worker (if any) and keeps its exact ring state in `parked`.
-    private func pause(_ i: Int) {
-        guard let worker = slots[i].worker else { return }
-        slots[i].parked = worker.stop()
-        slots[i].worker = nil
-    }
-
-    private func resume(_ i: Int) throws {
-        guard slots[i].worker == nil, var handler = slots[i].parked else { return }
-        handler.callFD = slots[i].call?.rawValue
-        handler.errFD = slots[i].err?.rawValue
-        slots[i].worker = try QueueWorker(handler: handler, kickFD: slots[i].kick?.rawValue, name: "blk-q\(i)")
-        slots[i].parked = nil
     }
 }

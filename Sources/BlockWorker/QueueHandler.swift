@@ -1,8 +1,8 @@
 import Glibc
 import IPC
 import Synchronization
-import SystemPackage
 import VirtioCore
+import WorkerCore
 
 /// Device-wide state every queue reads: negotiated features and the cache mode.
 /// Written by the vhost-user thread, read by queue threads.
@@ -10,30 +10,27 @@ final class BlockState: Sendable {
     let limits: RequestLimits
     let serial: [UInt8]
     let disk: DiskImage
-    let metrics: Metrics
     /// Injected faults (`--fault`); empty normally.
     let faults: FaultInjector
-    private let acked = AtomicU64Box()
+    private let acked = Atomic<UInt64>(0)
     /// Config `writeback`: 1 = write-back cache (FLUSH makes writes stable), 0 = writethrough.
-    private let writebackFlag = AtomicU64Box(1)
+    private let writebackFlag = Atomic<UInt64>(1)
 
-    init(disk: DiskImage, serial: [UInt8], limits: RequestLimits, metrics: Metrics,
-         faults: FaultInjector = FaultInjector([])) {
+    init(disk: DiskImage, serial: [UInt8], limits: RequestLimits, faults: FaultInjector = FaultInjector([])) {
         self.faults = faults
         self.disk = disk
         self.serial = serial
         self.limits = limits
-        self.metrics = metrics
     }
 
     var ackedFeatures: UInt64 {
-        get { acked.value }
-        set { acked.value = newValue }
+        get { acked.load(ordering: .acquiring) }
+        set { acked.store(newValue, ordering: .releasing) }
     }
 
     var writeback: Bool {
-        get { writebackFlag.value != 0 }
-        set { writebackFlag.value = newValue ? 1 : 0 }
+        get { writebackFlag.load(ordering: .acquiring) != 0 }
+        set { writebackFlag.store(newValue ? 1 : 0, ordering: .releasing) }
     }
 
     /// Whether a completed write must already be stable (5.2.6.2 "stable" rules): when
@@ -54,46 +51,31 @@ final class BlockState: Sendable {
     }
 }
 
-final class AtomicU64Box: Sendable {
-    private let atomic: Atomic<UInt64>
-    init(_ value: UInt64 = 0) { atomic = Atomic(value) }
-    var value: UInt64 {
-        get { atomic.load(ordering: .acquiring) }
-        set { atomic.store(newValue, ordering: .releasing) }
+/// A block queue thread's handler: it serves its one ring when kicked.
+final class BlockQueueHandler: QueueThreadHandler {
+    private var queue: BlockQueue
+
+    init(state: BlockState) { queue = BlockQueue(state: state) }
+
+    func handle(_ context: inout QueueThreadContext) -> Bool {
+        if context.wasKicked(0) { queue.drain(&context.rings[0], &context.counters) }
+        return false
     }
 }
 
-/// Processes one queue: pops every available chain, executes it against the disk,
-/// and completes the whole batch with one used.idx publish and at most one
-/// notification. Owned by exactly one thread at a time (the queue's worker, or the
-/// vhost-user thread while the worker is stopped).
-struct QueueHandler {
-    var queue: Virtqueue
+/// Processes one ring: pops every available chain, executes it against the disk, and
+/// completes the whole batch with one used.idx publish and at most one notification.
+/// Holds only per-batch scratch; the ring (queue, inflight state, resubmit list) is the
+/// framework's.
+struct BlockQueue {
     let state: BlockState
-    /// Where to signal used buffers (nil: the front-end polls).
-    var callFD: CInt?
-    /// Signalled when the ring is found broken (VHOST_USER_SET_VRING_ERR).
-    var errFD: CInt?
-    /// Set when the ring itself is broken; the queue then processes nothing more until
-    /// it is reconfigured (stopQueue/GET_VRING_BASE, then a new start).
-    private(set) var broken: VirtqueueError?
-    /// Inflight tracking (INFLIGHT_SHMFD), when the front-end set up a buffer.
-    var inflight: InflightQueue?
-    /// Heads a previous worker took but never completed, in fetch order: processed
-    /// before any new available entry.
-    var resubmit: [UInt16] = []
     /// Heads staged in the used ring since the last publish (the inflight "last batch").
     private var batchHeads: [UInt16] = []
     /// Per-batch scratch, kept between batches so a batch allocates nothing.
     private var completions: [Completion] = []
     private var returnedEmpty: [UInt16] = []
 
-    init(queue: Virtqueue, state: BlockState, callFD: CInt? = nil, errFD: CInt? = nil) {
-        self.queue = queue
-        self.state = state
-        self.callFD = callFD
-        self.errFD = errFD
-    }
+    init(state: BlockState) { self.state = state }
 
     /// One completed request, its status not yet written (writethrough syncs first).
     private struct Completion {
@@ -107,16 +89,16 @@ struct QueueHandler {
 
     /// Drains the ring: batches until no more buffers arrive after notifications are
     /// re-enabled (2.7.10: re-check after enabling, or a kick can be lost).
-    mutating func drain() {
-        while broken == nil {
-            queue.disableNotifications()
-            processBatch()
-            guard broken == nil else { return }
-            if !resubmit.isEmpty { continue }
+    mutating func drain(_ ring: inout Ring, _ counters: inout Counters) {
+        while ring.isActive {
+            ring.queue!.disableNotifications()
+            processBatch(&ring, &counters)
+            guard ring.isActive else { return }
+            if !ring.resubmit.isEmpty { continue }
             do {
-                if try !queue.enableNotifications() { return }
+                if try !ring.queue!.enableNotifications() { return }
             } catch {
-                markBroken(error)
+                fail(&ring, error, &counters)
             }
         }
     }
@@ -125,39 +107,41 @@ struct QueueHandler {
     /// publishes used.idx once and sends at most one notification. Returns the number
     /// of chains completed.
     @discardableResult
-    mutating func processBatch() -> Int {
-        guard broken == nil else { return 0 }
+    mutating func processBatch(_ ring: inout Ring, _ counters: inout Counters) -> Int {
+        guard ring.isActive, var queue = ring.queue else { return 0 }
+        defer { ring.queue = queue }
         completions.removeAll(keepingCapacity: true)
         returnedEmpty.removeAll(keepingCapacity: true)
         let limits = state.negotiatedLimits
         let writethrough = state.writethrough
         var taken = 0
+        var broken: VirtqueueError?
         // At most `size` per batch: staged entries must never exceed the ring (2.7.8).
         while taken < Int(queue.size) {
             let chain: DescriptorChain
             do {
-                guard let next = try takeNext() else { break }
+                guard let next = try takeNext(&queue, &ring) else { break }
                 chain = next
             } catch let VirtqueueError.malformedChain(head, _) where head < queue.size {
                 // Unparseable chain: no status byte can be trusted; give it back empty.
                 taken += 1
-                state.metrics.malformedChains.add()
+                counters.add(BlockCounter.errorsMalformedChain)
                 returnedEmpty.append(head)
                 continue
             } catch {
                 // avail.idx jumped, or a head outside the table: the ring is broken.
-                markBroken(error)
+                broken = error
                 break
             }
             taken += 1
             guard let request = BlockRequest.parse(chain, limits: limits) else {
                 // No device-writable byte: nowhere to put a status.
-                state.metrics.malformedChains.add()
+                counters.add(BlockCounter.errorsMalformedChain)
                 returnedEmpty.append(chain.head)
                 continue
             }
-            state.metrics.count(request.type)
-            let (status, written, isWrite) = execute(request, chain)
+            counters.add(BlockCounter.requests(request.type))
+            let (status, written, isWrite) = execute(request, chain, &counters)
             completions.append(Completion(chain: chain, status: status, dataWritten: written,
                                           statusOffset: request.statusOffset,
                                           needsSync: writethrough && isWrite && status == .ok))
@@ -166,27 +150,33 @@ struct QueueHandler {
             for i in completions.indices where completions[i].needsSync { completions[i].status = .ioError }
         }
         for c in completions {
-            state.metrics.count(c.status)
+            if let e = BlockCounter.errors(c.status) { counters.add(e) }
             _ = withUnsafeBytes(of: c.status.rawValue) { c.chain.copyToWritable(offset: c.statusOffset, from: $0) }
             // used len: the bytes written into the chain, data (only on success) plus status.
             let length = (c.status == .ok ? c.dataWritten : 0) + 1
-            stage(head: c.chain.head, length: length)
+            stage(&queue, &ring, head: c.chain.head, length: length, &broken)
         }
-        for head in returnedEmpty { stage(head: head, length: 0) }
+        for head in returnedEmpty { stage(&queue, &ring, head: head, length: 0, &broken) }
         let count = completions.count + returnedEmpty.count
         // Chains point into the queue's map without holding it: none outlives the batch.
         completions.removeAll(keepingCapacity: true)
         if count > 0, let ms = state.faults.delayMilliseconds {
             // delay,ms=D: the whole batch completes D ms late.
             FaultInjector.sleep(ms: ms)
-            state.metrics.faultsInjected.add(UInt64(count))
+            counters.faultsInjected &+= UInt64(count)
+        }
+        if count > 0 || broken != nil {
+            // Whatever was staged is published, so completed requests are not lost.
+            publish(&queue, &ring, &counters)
         }
         if count > 0 {
-            state.metrics.batches.add()
-            publish()
-            if queue.needsNotification() { notify() }
+            counters.add(BlockCounter.batches)
             // crash,after=N: the worker dies once N requests have been completed.
-            state.faults.completed(count) { state.metrics.faultsInjected.add() }
+            state.faults.completed(count) { counters.faultsInjected &+= 1 }
+        }
+        if let broken {
+            ring.queue = queue
+            ring.fail(broken, counters: &counters)
         }
         return count
     }
@@ -194,46 +184,52 @@ struct QueueHandler {
     /// The next chain to process: a resubmitted head first, else the next available
     /// entry, marked inflight as soon as it is taken (malformed ones too: they are
     /// taken and will be returned).
-    private mutating func takeNext() throws(VirtqueueError) -> DescriptorChain? {
-        if !resubmit.isEmpty {
-            let head = resubmit.removeFirst()
+    private func takeNext(_ queue: inout Virtqueue, _ ring: inout Ring) throws(VirtqueueError) -> DescriptorChain? {
+        if !ring.resubmit.isEmpty {
+            let head = ring.resubmit.removeFirst()
             return try queue.chain(head: head)
         }
         let chain: DescriptorChain?
         do {
             chain = try queue.popAvailable()
         } catch {
-            if case let .malformedChain(head, _) = error, head < queue.size { inflight?.markTaken(head) }
+            if case let .malformedChain(head, _) = error, head < queue.size { ring.inflight?.markTaken(head) }
             throw error
         }
-        if let chain { inflight?.markTaken(chain.head) }
+        if let chain { ring.inflight?.markTaken(chain.head) }
         return chain
     }
 
-    private mutating func stage(head: UInt16, length: UInt32) {
+    private mutating func stage(_ queue: inout Virtqueue, _ ring: inout Ring, head: UInt16, length: UInt32,
+                                _ broken: inout VirtqueueError?) {
         // Cannot fail: head < size is checked, and a batch is at most `size` entries.
         do {
             try queue.stageUsed(head: head, length: length)
-            inflight?.linkIntoBatch(head)
+            ring.inflight?.linkIntoBatch(head)
             batchHeads.append(head)
         } catch {
-            markBroken(error)
+            if broken == nil { broken = error }
         }
     }
 
-    /// Publishes used.idx, then (inflight tracking) clears the batch's inflight flags
-    /// and records used_idx: a crash in between is resolved from the batch list.
-    private mutating func publish() {
-        queue.publishUsed()
-        if let inflight, !batchHeads.isEmpty {
+    /// Publishes used.idx (and notifies), then (inflight tracking) clears the batch's
+    /// inflight flags and records used_idx: a crash in between is resolved from the
+    /// batch list.
+    private mutating func publish(_ queue: inout Virtqueue, _ ring: inout Ring, _ counters: inout Counters) {
+        queue.publish(notifying: ring.callFD, counters: &counters)
+        if let inflight = ring.inflight, !batchHeads.isEmpty {
             inflight.completeBatch(batchHeads, usedIndex: queue.nextUsed)
         }
         batchHeads.removeAll(keepingCapacity: true)
     }
 
+    private mutating func fail(_ ring: inout Ring, _ error: VirtqueueError, _ counters: inout Counters) {
+        ring.fail(error, counters: &counters)
+    }
+
     /// Runs one parsed request. Returns its status, the data bytes written into the
     /// chain, and whether it wrote to the disk.
-    private func execute(_ request: BlockRequest, _ chain: DescriptorChain) -> (BlockStatus, UInt32, Bool) {
+    private func execute(_ request: BlockRequest, _ chain: DescriptorChain, _ counters: inout Counters) -> (BlockStatus, UInt32, Bool) {
         let operation: BlockOperation
         switch request.operation {
         case let .success(op): operation = op
@@ -243,7 +239,7 @@ struct QueueHandler {
         if !state.faults.isEmpty, let (first, sectors) = operation.sectorRange,
            state.faults.failsIO(firstSector: first, sectors: sectors) {
             // eio,rate=P / eio,sectors=A-B: fail without touching the image.
-            state.metrics.faultsInjected.add()
+            counters.faultsInjected &+= 1
             if case .read = operation { return (.ioError, 0, false) }
             return (.ioError, 0, operation.writesDisk)
         }
@@ -253,14 +249,14 @@ struct QueueHandler {
                 disk.read($0, offset: offset, length: length)
             }
             if failed != nil { return (.ioError, 0, false) }
-            state.metrics.bytesRead.add(length)
+            counters.add(BlockCounter.bytesRead, length)
             return (.ok, UInt32(length), false)
         case let .write(offset, length):
             let failed = chain.withIovecs(writable: false, skip: UInt64(BlockLayout.headerSize), length: length) {
                 disk.write($0, offset: offset, length: length)
             }
             if failed != nil { return (.ioError, 0, true) }
-            state.metrics.bytesWritten.add(length)
+            counters.add(BlockCounter.bytesWritten, length)
             return (.ok, 0, true)
         case .flush:
             return (disk.flush() == nil ? .ok : .ioError, 0, false)
@@ -289,32 +285,6 @@ struct QueueHandler {
             return (.ok, 0, true)
         }
     }
-
-    private func notify() {
-        guard let callFD else { return }
-        state.metrics.interrupts.add()
-        signalEventfd(callFD)
-    }
-
-    private mutating func markBroken(_ error: Error) {
-        guard broken == nil else { return }
-        broken = error as? VirtqueueError ?? .usedRingOverflow
-        state.metrics.brokenRings.add()
-        // Whatever was staged is still published so completed requests are not lost.
-        publish()
-        if let errFD { signalEventfd(errFD) }
-        warn("queue stopped: \(error)")
-    }
-}
-
-/// Adds 1 to an eventfd (a kick, call or err notification).
-func signalEventfd(_ fd: CInt) {
-    var one: UInt64 = 1
-    while write(fd, &one, 8) < 0 && errno == EINTR {}
-}
-
-func warn(_ message: String) {
-    fputs("volt-blk-worker: \(message)\n", stderr)
 }
 
 extension BlockOperation {

@@ -1,10 +1,11 @@
 import CShim
 import Glibc
 import Sandbox
+import WorkerCore
 
 // The system calls volt-blk-worker makes once its image is open and its socket is
 // connected: Sandbox's BasePolicy (Swift runtime, threads, vhost-user on the given
-// socket) plus the block set below. Default action: kill the process (SIGSYS). Every
+// socket) and WorkerCore's WorkerPolicy (queue-thread event loops), plus the block set below. Default action: kill the process (SIGSYS). Every
 // rule says why; image I/O is allowed only on the image's own fds, and writes only for
 // a writable disk. No open/openat, no socket, no process creation, no ioctl.
 
@@ -12,10 +13,7 @@ enum SeccompPolicy {
     /// Block I/O on the already-open image fds (`imageFDs`: the I/O fd, plus the
     /// buffered fd used for bounce I/O with --direct).
     static func block(imageFDs: [CInt], readOnly: Bool) -> [SeccompRule] {
-        var rules: [SeccompRule] = [
-            SeccompRule("poll", why: "queue threads wait on their kick and stop eventfds"),
-            SeccompRule("eventfd2", why: "each queue thread's stop eventfd, made on START"),
-        ]
+        var rules: [SeccompRule] = []
         for fd in imageFDs.map({ UInt64(UInt32(bitPattern: $0)) }) {
             rules += [
                 SeccompRule("preadv", Arg(0) == fd, why: "IN: straight into guest memory, image fd only"),
@@ -39,6 +37,7 @@ enum SeccompPolicy {
 
     /// The whole allowlist for this worker.
     static func rules(socket: CInt, imageFDs: [CInt], readOnly: Bool) -> [SeccompRule] {
-        BasePolicy.base(socket: socket) + block(imageFDs: imageFDs, readOnly: readOnly)
+        let device = DeviceSandbox(seccomp: block(imageFDs: imageFDs, readOnly: readOnly), heldFDs: imageFDs.count, maxFileSize: nil)
+        return WorkerPolicy.rules(socket: socket, device: device)
     }
 }

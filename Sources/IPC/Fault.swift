@@ -5,7 +5,7 @@ import Synchronization
 /// minus the device). Parsed by volt-vmm (to reject bad ones before spawning) and again
 /// by the worker that injects it.
 public struct FaultSpec: Equatable, Sendable {
-    public enum Device: String, Sendable { case block = "blk", net }
+    public enum Device: String, Sendable { case block = "blk", net, entropy = "rng" }
 
     public enum Kind: Equatable, Sendable {
         /// Exit abruptly (`_exit(99)`) after `after` completed requests/packets.
@@ -20,6 +20,8 @@ public struct FaultSpec: Equatable, Sendable {
         case drop(percent: Int)
         /// net: flip one byte after the virtio-net header in `percent` % of frames.
         case corrupt(percent: Int)
+        /// rng: `percent` % of requests are filled with zeros instead of random bytes.
+        case zero(percent: Int)
         /// The worker calls socket() after sandboxing (on SET_OWNER): SIGSYS.
         case syscall
     }
@@ -39,9 +41,33 @@ public struct FaultSpec: Equatable, Sendable {
     }
 
     public static let usage = """
-        blk: crash,after=N | delay,ms=D | eio,rate=P | eio,sectors=A-B | syscall; \
-        net: crash,after=N | drop,percent=P | corrupt,percent=P | syscall (optional seed=N)
+        blk: \(kinds(for: .block)); net: \(kinds(for: .net)); rng: \(kinds(for: .entropy)) (optional seed=N)
         """
+
+    /// The kinds a device's worker injects, as `--help` lists them.
+    public static func kinds(for device: Device) -> String {
+        switch device {
+        case .block: return "crash,after=N | delay,ms=D | eio,rate=P | eio,sectors=A-B | syscall"
+        case .net: return "crash,after=N | drop,percent=P | corrupt,percent=P | syscall"
+        case .entropy: return "crash,after=N | delay,ms=D | zero,percent=P | syscall"
+        }
+    }
+
+    /// The text `parse` reads back as this fault (what volt-vmm passes to the worker).
+    public var text: String {
+        let base: String
+        switch kind {
+        case let .crash(after): base = "crash,after=\(after)"
+        case let .delay(ms): base = "delay,ms=\(ms)"
+        case let .eioRate(p): base = "eio,rate=\(p)"
+        case let .eioSectors(r): base = "eio,sectors=\(r.lowerBound)-\(r.upperBound)"
+        case let .drop(p): base = "drop,percent=\(p)"
+        case let .corrupt(p): base = "corrupt,percent=\(p)"
+        case let .zero(p): base = "zero,percent=\(p)"
+        case .syscall: base = "syscall"
+        }
+        return seed == 0 ? base : base + ",seed=\(seed)"
+    }
 
     /// Parses `KIND[,key=value...]` for a `device` worker.
     public static func parse(_ text: String, device: Device) throws(ParseError) -> FaultSpec {
@@ -68,7 +94,7 @@ public struct FaultSpec: Equatable, Sendable {
         switch (kindName, device) {
         case ("crash", _): kind = .crash(after: try number("after", 0...UInt64(UInt32.max)))
         case ("syscall", _): kind = .syscall
-        case ("delay", .block): kind = .delay(ms: Int(try number("ms", 1...60_000)))
+        case ("delay", .block), ("delay", .entropy): kind = .delay(ms: Int(try number("ms", 1...60_000)))
         case ("eio", .block):
             if let range = values.removeValue(forKey: "sectors") {
                 guard values["rate"] == nil else { throw bad("give rate= or sectors=, not both") }
@@ -84,6 +110,7 @@ public struct FaultSpec: Equatable, Sendable {
             }
         case ("drop", .net): kind = .drop(percent: Int(try number("percent", 0...100)))
         case ("corrupt", .net): kind = .corrupt(percent: Int(try number("percent", 0...100)))
+        case ("zero", .entropy): kind = .zero(percent: Int(try number("percent", 0...100)))
         default: throw bad("unknown kind '\(kindName)'")
         }
         if let extra = values.keys.sorted().first { throw bad("unknown key '\(extra)' for \(kindName)") }
@@ -150,6 +177,10 @@ public final class FaultInjector: Sendable {
         for case let .corrupt(p) in specs.map(\.kind) { return p }
         return 0
     }
+    public var zeroPercent: Int {
+        for case let .zero(p) in specs.map(\.kind) { return p }
+        return 0
+    }
 
     /// `count` requests/packets completed; past `crash,after=N` the process exits
     /// abruptly (no flush, no cleanup: the VMM sees a worker death).
@@ -171,14 +202,18 @@ public final class FaultInjector: Sendable {
         }
     }
 
-    /// Sleeps `ms` milliseconds with poll() and no fds (poll is in volt-blk-worker's filter;
-    /// nanosleep is not).
+    /// Sleeps `ms` milliseconds: sigtimedwait on an empty signal set, which only times
+    /// out (rt_sigtimedwait is in every worker's filter for the signal thread; nanosleep
+    /// and poll are not).
     public static func sleep(ms: Int) {
         var left = ms
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
+        var none = sigset_t()
+        sigemptyset(&none)
         while left > 0 {
-            _ = poll(nil, 0, Int32(left))
+            var wait = timespec(tv_sec: left / 1000, tv_nsec: (left % 1000) * 1_000_000)
+            _ = sigtimedwait(&none, nil, &wait)
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
             let elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1_000_000

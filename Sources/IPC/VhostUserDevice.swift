@@ -78,6 +78,7 @@ public protocol VhostUserDevice: AnyObject {
 /// Thrown by the default implementations of optional operations.
 public struct DeviceOperationUnsupported: Error, CustomStringConvertible {
     public let operation: String
+    public init(operation: String) { self.operation = operation }
     public var description: String { "\(operation) is not supported by this device" }
 }
 

@@ -1,30 +1,28 @@
 import IPC
 import VirtioCore
+import WorkerCore
 
 /// The control virtqueue (virtio 1.2, 5.1.6.5), offered with MQ. Only
 /// VIRTIO_NET_CTRL_MQ / VQ_PAIRS_SET is supported; everything else is answered ERR.
-/// Runs on pair 0's event loop, under pair 0's lock.
+/// Runs on pair 0's thread (its ring is that thread's slot 2), under its lock.
 final class ControlQueue {
     static let classMQ: UInt8 = 4
     static let commandVQPairsSet: UInt8 = 0
     static let ok: UInt8 = 0
     static let err: UInt8 = 1
 
-    var queue: Virtqueue?
-    var running = false
-    var call: OwnedFD?
     /// Most pairs the device has (max_virtqueue_pairs).
     let maxPairs: Int
     /// Applies a VQ_PAIRS_SET; returns false to answer ERR.
     var setPairsHandler: (Int) -> Bool = { _ in false }
-    var malformed: UInt64 = 0
 
     init(maxPairs: Int) {
         self.maxPairs = maxPairs
     }
 
-    func process() {
-        guard running, var q = queue else { return }
+    func process(_ ring: inout Ring, _ stats: inout NetStats, _ counters: inout Counters) {
+        guard ring.isActive, var q = ring.queue else { return }
+        var broken: VirtqueueError?
         while true {
             let chain: DescriptorChain
             do {
@@ -35,17 +33,16 @@ final class ControlQueue {
                 chain = c
             } catch {
                 if case let .malformedChain(head, _) = error {
-                    malformed += 1
+                    stats.controlMalformed += 1
                     try? q.stageUsed(head: head, length: 0)
                     continue
                 }
-                logLine("control queue stopped: \(error)")
-                running = false
+                broken = error
                 break
             }
             // struct virtio_net_ctrl: u8 class, u8 command, data..., then u8 ack (writable).
             guard chain.writableLength >= 1, let head = chain.readableBytes(offset: 0, count: 2) else {
-                malformed += 1
+                stats.controlMalformed += 1
                 try? q.stageUsed(head: chain.head, length: 0)
                 continue
             }
@@ -62,7 +59,11 @@ final class ControlQueue {
             } catch {}
         }
         q.publishUsed()
-        if q.needsNotification(), let call { signalEventFD(call.rawValue) }
-        queue = q
+        if q.needsNotification(), let call = ring.callFD {
+            EventFD.signal(call)
+            stats.interrupts += 1
+        }
+        ring.queue = q
+        if let broken { ring.fail(broken, counters: &counters) }
     }
 }

@@ -2,6 +2,7 @@ import CShim
 import Glibc
 import IPC
 import VirtioCore
+import WorkerCore
 
 /// struct virtio_net_hdr_v1 (virtio 1.2, 5.1.6): 12 bytes with VERSION_1, whatever MRG_RXBUF says.
 enum NetHeader {
@@ -10,38 +11,42 @@ enum NetHeader {
     static let flagsOffset = 0
 }
 
-/// The data path of one queue pair: TX chains to the TAP with writev, TAP frames into RX
-/// chains with readv, both straight from/to guest memory. Not thread-safe: the pair's
-/// event loop calls it with the pair lock held. Guest mistakes drop one packet, are
-/// counted, and the chain goes back to the guest; nothing here traps on guest input.
-final class QueueHandler {
+/// The data path of one queue pair, on its queue thread: TX chains to the TAP with
+/// writev, TAP frames into RX chains with readv, both straight from/to guest memory.
+/// Its rings are slots 0 (RX) and 1 (TX) of the thread's context (pair 0 also has the
+/// control queue, slot 2). The framework calls it with the thread's lock held. Guest
+/// mistakes drop one packet, are counted, and the chain goes back to the guest; nothing
+/// here traps on guest input.
+final class QueueHandler: QueueThreadHandler {
     /// Largest frame the TAP can hand over, vnet header included, with room to spare
     /// (64 KiB GSO frames plus headers): a read that fills this much might be truncated.
     static let maxFrame = 128 * 1024
     /// readv/writev take at most IOV_MAX (1024) vectors.
     static let maxIovecs = 1024
+    static let rxSlot = 0, txSlot = 1, controlSlot = 2
+    /// The epoll tag of the TAP (the thread's only device fd).
+    static let tapTag: UInt32 = 0
 
     let pairIndex: Int
     let tap: Tap
-    var metrics = Metrics()
+    /// This turn's counts, moved into the thread's counters after each turn.
+    var stats = NetStats()
     /// Injected faults (`--fault`), shared by the pairs; empty normally.
     let faults: FaultInjector
     /// `drop` / `corrupt` percentages, looked up once (0 normally).
     private let dropPercent: Int
     private let corruptPercent: Int
+    /// Pair 0 only, when the device has a control queue.
+    let control: ControlQueue?
 
-    var rx: Virtqueue?
-    var tx: Virtqueue?
-    var rxRunning = false
-    var txRunning = false
-    var rxCall: OwnedFD?
-    var txCall: OwnedFD?
     /// VIRTIO_NET_F_MRG_RXBUF acked: a frame may span several RX chains.
     var mergeable = false
     /// VIRTIO_NET_F_GUEST_CSUM acked: the TAP's checksum flags are passed to the guest.
     var guestCsum = false
     /// The pair's TAP queue is attached (multiqueue: VQ_PAIRS_SET may detach it).
     var tapAttached = true
+    /// The epoll events the TAP is watched for now (UInt32.max: no longer watched).
+    private var tapEvents: UInt32 = 0
 
     /// RX chains taken from the ring and not yet used. Usually one: a frame is read into
     /// the first chain (and a bounce buffer for any overflow); more are taken only for
@@ -53,7 +58,7 @@ final class QueueHandler {
     private(set) var rxStarved = false
     /// writev said EAGAIN: TX waits for the TAP to be writable.
     private(set) var txBlocked = false
-    /// The TAP failed on read (e.g. the interface was deleted): RX stops.
+    /// The TAP failed (e.g. the interface was deleted): RX and TX stop.
     private(set) var tapFailed = false
 
     private let bounce: UnsafeMutableRawPointer
@@ -63,12 +68,13 @@ final class QueueHandler {
     /// The TAP queue's fd (read once: `tap.fd` is an object).
     private let tapFD: CInt
 
-    init(pairIndex: Int, tap: Tap, faults: FaultInjector = FaultInjector([])) {
+    init(pairIndex: Int, tap: Tap, control: ControlQueue? = nil, faults: FaultInjector = FaultInjector([])) {
         self.faults = faults
         dropPercent = faults.dropPercent
         corruptPercent = faults.corruptPercent
         self.pairIndex = pairIndex
         self.tap = tap
+        self.control = control
         bounce = .allocate(byteCount: Self.maxFrame, alignment: 16)
         iovecs = .allocate(capacity: Self.maxIovecs + 2)
         tapFD = tap.fd.rawValue
@@ -79,24 +85,70 @@ final class QueueHandler {
         iovecs.deallocate()
     }
 
-    /// Whether the event loop should watch the TAP for input / output.
-    var wantsTapInput: Bool { rxRunning && rx != nil && tapAttached && !tapFailed && !rxStarved }
-    var wantsTapOutput: Bool { txRunning && tx != nil && txBlocked }
+    // MARK: - The thread's turns
 
-    /// The TAP became writable again.
-    func tapWritable() { txBlocked = false }
+    /// The TAP joins the thread's epoll set, with no events until a ring wants them.
+    func prepare(_ context: inout QueueThreadContext) throws {
+        try context.watch(tapFD, tag: Self.tapTag, events: 0)
+    }
 
-    /// The TAP reported an error or hang-up (e.g. the interface was deleted): stop using it.
-    func tapBroken() { tapFailed = true }
+    func featuresAcked(_ features: UInt64) {
+        mergeable = features & NetFeature.mrgRxbuf != 0
+        guestCsum = features & NetFeature.guestCsum != 0
+    }
 
-    /// An RX kick: buffers may have arrived.
-    func rxKicked() { rxStarved = false }
+    func handle(_ context: inout QueueThreadContext) -> Bool {
+        // A start or kick of RX may bring buffers; a started TX tries the TAP again.
+        if context.wasKicked(Self.rxSlot) { rxStarved = false }
+        if context.wasKicked(Self.txSlot) { txBlocked = false }
+        for event in context.deviceEvents where event.tag == Self.tapTag {
+            if event.events & VOLT_EPOLLOUT != 0 { txBlocked = false }
+            if event.events & (VOLT_EPOLLERR | VOLT_EPOLLHUP) != 0, !tapFailed {
+                // Reported even with no events asked for: drop the fd from the set rather
+                // than spin on it.
+                WorkerLog.line("pair \(pairIndex): TAP \(tap.name) reported an error; RX and TX stop")
+                tapFailed = true
+                context.unwatch(tapFD)
+                tapEvents = UInt32.max
+            }
+        }
+        if let control, context.rings.count > Self.controlSlot {
+            control.process(&context.rings[Self.controlSlot], &stats, &context.counters)
+        }
+        let txMore = processTX(&context)
+        let rxMore = processRX(&context)
+        updateTapInterest(&context)
+        stats.move(into: &context.counters)
+        return txMore || rxMore
+    }
+
+    /// Whether the loop should watch the TAP for input / output.
+    func wantsTapInput(_ context: QueueThreadContext) -> Bool {
+        context.rings[Self.rxSlot].isActive && tapAttached && !tapFailed && !rxStarved
+    }
+
+    func wantsTapOutput(_ context: QueueThreadContext) -> Bool {
+        context.rings[Self.txSlot].isActive && txBlocked && !tapFailed
+    }
+
+    private func updateTapInterest(_ context: inout QueueThreadContext) {
+        var wanted: UInt32 = 0
+        if wantsTapInput(context) { wanted |= VOLT_EPOLLIN }
+        if wantsTapOutput(context) { wanted |= VOLT_EPOLLOUT }
+        guard wanted != tapEvents, tapEvents != UInt32.max else { return }
+        if context.setInterest(tapFD, tag: Self.tapTag, events: wanted) { tapEvents = wanted }
+    }
+
+    func ringStopping(_ slot: Int, _ context: inout QueueThreadContext) {
+        if slot == Self.rxSlot { releaseRX(&context.rings[Self.rxSlot]) }
+    }
 
     // MARK: - TX
 
     /// Sends up to `budget` TX chains. Returns true if more work is left (budget spent).
-    func processTX(budget: Int = 256) -> Bool {
-        guard txRunning, !txBlocked, var q = tx else { return false }
+    func processTX(_ context: inout QueueThreadContext, budget: Int = 256) -> Bool {
+        guard context.rings[Self.txSlot].isActive, !txBlocked, !tapFailed, var q = context.rings[Self.txSlot].queue else { return false }
+        let call = context.rings[Self.txSlot].callFD
         var more = false
         var processed = 0
         q.disableNotifications()
@@ -112,34 +164,33 @@ final class QueueHandler {
                 }
             } catch {
                 if case let .malformedChain(head, _) = error {
-                    metrics.txDroppedMalformed += 1
+                    stats.txDroppedMalformed += 1
                     returnChain(&q, head: head, length: 0)
                     processed += 1
                     continue
                 }
                 // avail.idx jumped: the ring is broken; stop using it until restarted.
-                logLine("pair \(pairIndex) TX queue stopped: \(error)")
-                txRunning = false
+                context.rings[Self.txSlot].fail(error, counters: &context.counters)
                 break
             }
             processed += 1
             if dropPercent > 0, faults.roll(dropPercent) {
                 // drop,percent=P: the frame never reaches the TAP.
-                metrics.faultsInjected += 1
+                stats.faultsInjected += 1
                 returnChain(&q, head: chain.head, length: 0)
                 continue
             }
             let corrupt = corruptPercent > 0 && faults.roll(corruptPercent)
             switch transmit(chain, corrupt: corrupt) {
             case let .sent(bytes):
-                metrics.txFrames += 1
-                metrics.txBytes += UInt64(bytes - NetHeader.size)
-                if corrupt { metrics.faultsInjected += 1 }
+                stats.txFrames += 1
+                stats.txBytes += UInt64(bytes - NetHeader.size)
+                if corrupt { stats.faultsInjected += 1 }
                 faults.completed(1)
             case .malformed:
-                metrics.txDroppedMalformed += 1
+                stats.txDroppedMalformed += 1
             case .tapError:
-                metrics.txDroppedTapError += 1
+                stats.txDroppedTapError += 1
             case .again:
                 // Put the chain back (it is the last one taken) and wait for EPOLLOUT.
                 q.nextAvail &-= 1
@@ -148,8 +199,8 @@ final class QueueHandler {
             }
             returnChain(&q, head: chain.head, length: 0)
         }
-        notify(&q, txCall)
-        tx = q
+        notify(&q, call)
+        context.rings[Self.txSlot].queue = q
         return more
     }
 
@@ -183,8 +234,10 @@ final class QueueHandler {
 
     /// Moves up to `budget` frames from the TAP into RX buffers. Returns true if more
     /// work is left (budget spent). Stops polling the TAP when buffers run out.
-    func processRX(budget: Int = 128) -> Bool {
-        guard rxRunning, tapAttached, !tapFailed, var q = rx else { return false }
+    func processRX(_ context: inout QueueThreadContext, budget: Int = 128) -> Bool {
+        guard context.rings[Self.rxSlot].isActive, tapAttached, !tapFailed, var q = context.rings[Self.rxSlot].queue else { return false }
+        let call = context.rings[Self.rxSlot].callFD
+        var broken: VirtqueueError?
         // The cache is moved out for the batch (swap: no copy of its storage).
         var cache = RXChainCache(capacity: 0)
         swap(&cache, &rxCache)
@@ -196,43 +249,43 @@ final class QueueHandler {
         loop: while true {
             if handled >= budget { more = true; break }
             if let frame = pendingFrame {
-                if !fillCache(&q, &cache, space: frame.count) { break }
+                if !fillCache(&q, &cache, space: frame.count, &broken) { break }
                 switch deliverPending(&q, &cache) {
                 case .delivered, .dropped: handled += 1; continue
                 case .needBuffers:
-                    if waitForBuffers(&q) { continue }
+                    if waitForBuffers(&q, &broken) { continue }
                     break loop
                 }
             }
-            if !fillCache(&q, &cache) { break }
+            if !fillCache(&q, &cache, &broken) { break }
             if cache.isEmpty {
-                if waitForBuffers(&q) { continue }
+                if waitForBuffers(&q, &broken) { continue }
                 break
             }
             rxStarved = false
             q.disableNotifications()
-            switch receive(&q, &cache) {
+            switch receive(&q, &cache, &broken) {
             case .empty: break loop
             case .delivered, .dropped, .pending: handled += 1
             case let .failed(e):
-                logLine("pair \(pairIndex): reading TAP \(tap.name) failed: \(errnoText(e)); RX stops")
+                WorkerLog.line("pair \(pairIndex): reading TAP \(tap.name) failed: \(errnoText(e)); RX stops")
                 tapFailed = true
                 break loop
             }
         }
-        notify(&q, rxCall)
-        rx = q
+        notify(&q, call)
+        context.rings[Self.rxSlot].queue = q
+        if let broken { context.rings[Self.rxSlot].fail(broken, counters: &context.counters) }
         return more
     }
 
     /// No buffers: ask for a kick and stop polling the TAP. True if buffers arrived
     /// meanwhile (the caller retries at once: no kick comes for them).
-    private func waitForBuffers(_ q: inout Virtqueue) -> Bool {
+    private func waitForBuffers(_ q: inout Virtqueue, _ broken: inout VirtqueueError?) -> Bool {
         do {
             if try q.enableNotifications() { return true }
         } catch {
-            logLine("pair \(pairIndex) RX queue stopped: \(error)")
-            rxRunning = false
+            broken = error
             return false
         }
         rxStarved = true
@@ -242,26 +295,26 @@ final class QueueHandler {
     /// Takes available RX chains into the cache until it holds at least one chain and
     /// `space` bytes (or the ring is empty; more than one only with MRG_RXBUF).
     /// Malformed chains go straight back. False if the ring broke.
-    private func fillCache(_ q: inout Virtqueue, _ cache: inout RXChainCache, space: Int = 0) -> Bool {
+    private func fillCache(_ q: inout Virtqueue, _ cache: inout RXChainCache, space: Int = 0,
+                           _ broken: inout VirtqueueError?) -> Bool {
         while cache.isEmpty || (mergeable && cache.space < space && cache.count < Int(q.size)) {
             do {
                 guard try cache.appendNext(from: &q) else { return true }
                 // Each RX buffer holds at least the header (5.1.6.3.1); readv needs few iovecs.
                 let newest = cache.count - 1
                 guard cache.writableLength(newest) >= NetHeader.size, cache.writableCount(newest) < Self.maxIovecs - 2 else {
-                    metrics.rxMalformedChains += 1
+                    stats.rxMalformedChains += 1
                     returnChain(&q, head: cache.head(newest), length: 0)
                     cache.removeLast()
                     continue
                 }
             } catch {
                 if case let .malformedChain(head, _) = error {
-                    metrics.rxMalformedChains += 1
+                    stats.rxMalformedChains += 1
                     returnChain(&q, head: head, length: 0)
                     continue
                 }
-                logLine("pair \(pairIndex) RX queue stopped: \(error)")
-                rxRunning = false
+                broken = error
                 return false
             }
         }
@@ -275,7 +328,7 @@ final class QueueHandler {
     /// does not fit into the bounce buffer, so the kernel never truncates a frame
     /// silently. With MRG_RXBUF the overflow is then copied into further chains (or kept
     /// until the guest offers them).
-    private func receive(_ q: inout Virtqueue, _ cache: inout RXChainCache) -> ReceiveOutcome {
+    private func receive(_ q: inout Virtqueue, _ cache: inout RXChainCache, _ broken: inout VirtqueueError?) -> ReceiveOutcome {
         let firstSpace = cache.writableLength(0)
         let data = cache.fillWritableIovecs(0, into: iovecs, skip: 0)
         iovecs[data] = iovec(iov_base: bounce, iov_len: Self.maxFrame)
@@ -288,18 +341,18 @@ final class QueueHandler {
         if n == 0 { return .empty }
         if n < NetHeader.size || n >= firstSpace + Self.maxFrame {
             // No room for a header, or the read may have been cut: never deliver it.
-            metrics.rxDroppedTooBig += 1
+            stats.rxDroppedTooBig += 1
             return .dropped
         }
         if dropPercent > 0, faults.roll(dropPercent) {
             // drop,percent=P: the frame is read and discarded; the buffers stay cached.
-            metrics.faultsInjected += 1
+            stats.faultsInjected += 1
             return .dropped
         }
         let overflow = max(0, n - firstSpace)
         if corruptPercent > 0, faults.roll(corruptPercent) {
             Self.flipByte(in: UnsafeBufferPointer(start: iovecs.baseAddress, count: data + 1), frameLength: n)
-            metrics.faultsInjected += 1
+            stats.faultsInjected += 1
         }
         faults.completed(1)
         if !guestCsum { patchFirstChain(&cache, UInt8(0), at: NetHeader.flagsOffset) }
@@ -309,12 +362,12 @@ final class QueueHandler {
         }
         guard mergeable else {
             // Without MRG_RXBUF a frame uses exactly one chain (5.1.6.3.1): drop, keep the chain.
-            metrics.rxDroppedTooBig += 1
+            stats.rxDroppedTooBig += 1
             return .dropped
         }
         // The rest goes into further chains, taken now; if the guest has not offered
         // enough, keep the frame until it does.
-        guard fillCache(&q, &cache, space: n), cache.space >= n else {
+        guard fillCache(&q, &cache, space: n, &broken), cache.space >= n else {
             keepPending(cache, frameLength: n, overflow: overflow)
             return .pending
         }
@@ -347,7 +400,7 @@ final class QueueHandler {
         if cache.space < frame.count {
             // Every descriptor is already ours: it can never fit.
             if cache.count >= Int(q.size) {
-                metrics.rxDroppedTooBig += 1
+                stats.rxDroppedTooBig += 1
                 pendingFrame = nil
                 return .dropped
             }
@@ -380,8 +433,8 @@ final class QueueHandler {
             returnChain(&q, head: cache.head(i), length: UInt32(k))
         }
         cache.removeFirst(used)
-        metrics.rxFrames += 1
-        metrics.rxBytes += UInt64(n - NetHeader.size)
+        stats.rxFrames += 1
+        stats.rxBytes += UInt64(n - NetHeader.size)
     }
 
     /// Writes `value` at `offset` into the header at the start of the first chain: in
@@ -416,10 +469,10 @@ final class QueueHandler {
     /// Gives back what the RX side holds: the next avail index to report. Cached chains
     /// that form the tail of the consumed range are un-consumed; otherwise (a malformed
     /// chain was returned in between) they are returned empty. A waiting frame is dropped.
-    func releaseRX() {
-        guard var q = rx else { rxCache.removeAll(); return }
+    func releaseRX(_ ring: inout Ring) {
+        guard var q = ring.queue else { rxCache.removeAll(); return }
         if pendingFrame != nil {
-            metrics.rxDroppedNoBuffers += 1
+            stats.rxDroppedNoBuffers += 1
             pendingFrame = nil
         }
         if !rxCache.isEmpty {
@@ -427,11 +480,11 @@ final class QueueHandler {
                 q.nextAvail = rxCache.availIndex(0)
             } else {
                 for i in 0..<rxCache.count { returnChain(&q, head: rxCache.head(i), length: 0) }
-                notify(&q, rxCall)
+                notify(&q, ring.callFD)
             }
         }
         rxCache.removeAll()
-        rx = q
+        ring.queue = q
     }
 
     // MARK: - Used ring
@@ -447,11 +500,11 @@ final class QueueHandler {
         }
     }
 
-    private func notify(_ q: inout Virtqueue, _ call: OwnedFD?) {
+    private func notify(_ q: inout Virtqueue, _ call: CInt?) {
         q.publishUsed()
         if q.needsNotification(), let call {
-            signalEventFD(call.rawValue)
-            metrics.interrupts += 1
+            EventFD.signal(call)
+            stats.interrupts += 1
         }
     }
 }

@@ -1,10 +1,11 @@
 import CShim
 import Glibc
 import Sandbox
+import WorkerCore
 
 // The system calls volt-net-worker makes once its TAP queues are open and its socket is
 // connected: Sandbox's BasePolicy (Swift runtime, threads, vhost-user on the given
-// socket) plus the net set below. Default action: kill the process (SIGSYS). Every
+// socket) and WorkerCore's WorkerPolicy (queue-thread event loops), plus the net set below. Default action: kill the process (SIGSYS). Every
 // rule says why; TAP ioctls are allowed only on the TAP fds. No open/openat, no socket,
 // no process creation.
 
@@ -12,8 +13,6 @@ enum SeccompPolicy {
     /// Packets and TAP control on the already-open TAP queue fds.
     static func net(tapFDs: [CInt]) -> [SeccompRule] {
         var rules: [SeccompRule] = [
-            SeccompRule("epoll_wait", why: "each pair thread waits on kicks, its wake eventfd and its TAP"),
-            SeccompRule("epoll_ctl", why: "kick fds replaced by SET_VRING_KICK; TAP interest follows the rings"),
             // Not fd-filtered, like read/write in the base: on any fd the worker holds they
             // reach nothing read/write (allowed everywhere) could not. Unconditional rules
             // let the kernel's seccomp action cache skip the filter on every packet
@@ -34,6 +33,6 @@ enum SeccompPolicy {
 
     /// The whole allowlist for this worker.
     static func rules(socket: CInt, tapFDs: [CInt]) -> [SeccompRule] {
-        BasePolicy.base(socket: socket) + net(tapFDs: tapFDs)
+        WorkerPolicy.rules(socket: socket, device: DeviceSandbox(seccomp: net(tapFDs: tapFDs), heldFDs: tapFDs.count, maxFileSize: 0))
     }
 }

@@ -15,7 +15,7 @@ public enum SplitRingLayout {
     public static func usedRingSize(_ size: UInt16) -> UInt64 { 6 + 8 * UInt64(size) }
 
     static let flagsOffset = 0
-    static let indexOffset = 2
+    public static let indexOffset = 2
     static let ringOffset = 4
     static func availEntryOffset(_ slot: Int) -> Int { ringOffset + 2 * slot }
     static func usedEntryOffset(_ slot: Int) -> Int { ringOffset + 8 * slot }

@@ -4,16 +4,17 @@ import IPC
 import Testing
 import VirtioCore
 @testable import BlockWorker
+@testable import WorkerCore
 
 /// The vhost-user device: config space, features, and queue threads started and
 /// stopped the way BackendRequestHandler drives them.
 @Suite struct DeviceTests {
-    func makeDevice(sectors: Int = 64, readOnly: Bool = false, queues: Int = 1) throws -> (BlockDevice, TempImage) {
+    func makeDevice(sectors: Int = 64, readOnly: Bool = false, queues: Int = 1) throws -> (DeviceBackend, TempImage) {
         let image = TempImage(sectors: sectors)
         let disk = try DiskImage(path: image.path, imageFD: nil, readOnly: readOnly, direct: false)
         var o = BlockDeviceOptions()
         o.queueCount = queues
-        return (BlockDevice(disk: disk, options: o), image)
+        return (try DeviceBackend(device: BlockDevice(disk: disk, options: o)), image)
     }
 
     func le<T: FixedWidthInteger>(_ bytes: [UInt8], _ at: Int, _: T.Type) -> T {
@@ -59,7 +60,7 @@ import VirtioCore
         try d.setFeatures(BlockFeature.version1 | BlockFeature.flush | BlockFeature.configWCE)
         try d.setConfig(offset: 32, data: [0], liveMigration: false)
         #expect(try d.config(offset: 32, size: 1) == [0])
-        #expect(d.state.writethrough)
+        #expect(d.block.state.writethrough)
         try d.setConfig(offset: 30, data: [9, 9, 1, 9], liveMigration: false)   // spans writeback
         #expect(try d.config(offset: 32, size: 1) == [1])
         #expect(try d.config(offset: 30, size: 2) == [0, 0])  // read-only bytes unchanged
@@ -110,7 +111,7 @@ import VirtioCore
                 try driver.addChain([DriverBuffer(hd, length: 16), DriverBuffer(GuestAddress(base + UInt64(i) * 32 + 16), length: 1, writable: true)])
             }
             try driver.publish()
-            signalEventfd(kick)
+            EventFD.signal(kick)
         }
 
         /// Waits (bounded) for `n` used entries.
@@ -155,7 +156,7 @@ import VirtioCore
 
         #expect(try d.stopQueue(0) == 6)
         #expect(!d.isRunning(0))
-        #expect(d.metrics.flushRequests.value == 6)
+        #expect(d.countersNow()["requests_flush"] == 6)
     }
 
     @Test func restartFromVringBase() throws {
@@ -201,7 +202,7 @@ import VirtioCore
         try d.startQueue(0)
         #expect(try fe.waitUsed(40 - completed) == 40 - completed)
         #expect(try d.stopQueue(0) == 40)
-        #expect(d.metrics.flushRequests.value == 40)
+        #expect(d.countersNow()["requests_flush"] == 40)
     }
 
     @Test func stopWithoutStartReturnsTheBase() throws {
@@ -240,4 +241,9 @@ import VirtioCore
         #expect(try fe.waitUsed(1) == 1)
         #expect(try d.stopQueue(0) == 2)
     }
+}
+
+extension DeviceBackend {
+    /// The block device this back-end serves.
+    var block: BlockDevice { device as! BlockDevice }
 }

@@ -17,7 +17,7 @@ import Testing
                       "eio,sectors=9-3", "eio,sectors=5", "eio,sectors=a-b", "delay", "delay,ms=0", "delay,ms=60001",
                       "crash,after=x", "crash,after=1,after=2", "crash,after=1,ms=2", "syscall,now", "nope"])
     func badFaultOptionsAreRejected(_ text: String) {
-        #expect(throws: Options.UsageError.self) { try Options.parse(["--fd", "3", "--image-fd", "4", "--fault", text]) }
+        #expect(throws: UsageError.self) { try Options.parse(["--fd", "3", "--image-fd", "4", "--fault", text]) }
     }
 
     @Test func eioSectorsHitsOverlappingRequestsOnly() {

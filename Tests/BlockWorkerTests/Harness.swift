@@ -3,6 +3,7 @@ import Glibc
 import IPC
 import VirtioCore
 @testable import BlockWorker
+@testable import WorkerCore
 
 /// A temporary raw image (removed on deinit).
 final class TempImage {
@@ -37,10 +38,10 @@ struct Harness {
     let file: GuestMemoryFile
     let memory: MemoryMap
     var driver: DriverQueue
-    var handler: QueueHandler
+    var handler: QueueUnderTest
     let image: TempImage
     let state: BlockState
-    var metrics: Metrics { state.metrics }
+    var counters: Counters { handler.counters }
     /// Bump allocator for data buffers.
     var next: UInt64 = Harness.dataBase
 
@@ -57,7 +58,7 @@ struct Harness {
         let device = BlockDevice(disk: disk, options: options)
         state = device.state
         state.ackedFeatures = features | (eventIdx ? BlockFeature.eventIdx : 0) | BlockFeature.version1
-        handler = QueueHandler(queue: try driver.deviceQueue(eventIdx: eventIdx), state: state)
+        handler = QueueUnderTest(queue: try driver.deviceQueue(eventIdx: eventIdx), state: state)
     }
 
     /// Reserves `length` bytes of guest memory filled with `fill`.
@@ -117,6 +118,31 @@ struct Harness {
         chain.append(DriverBuffer(s, length: 1, writable: true))
         let used = try run(chain)
         return Outcome(status: try status(at: s), usedLength: used?.length ?? .max, data: d)
+    }
+}
+
+/// The block data path on one ring, as a queue thread runs it: `BlockQueue` over a
+/// started `Ring` and its counters.
+struct QueueUnderTest {
+    var block: BlockQueue
+    var ring = Ring(index: 0)
+    var counters = Counters(deviceCount: BlockCounter.allCases.count)
+
+    init(queue: Virtqueue, state: BlockState) {
+        block = BlockQueue(state: state)
+        ring.queue = queue
+        ring.enabled = true
+    }
+
+    @discardableResult
+    mutating func processBatch() -> Int { block.processBatch(&ring, &counters) }
+    mutating func drain() { block.drain(&ring, &counters) }
+    var broken: VirtqueueError? { ring.broken }
+    var queue: Virtqueue { ring.queue! }
+    /// Where used-buffer notifications go (a duplicate of `fd` is kept).
+    var callFD: CInt? {
+        get { ring.callFD }
+        set { ring.call = newValue.map { OwnedFD(taking: dup($0)) } }
     }
 }
 

@@ -4,6 +4,7 @@ import IPC
 import Testing
 import VirtioCore
 @testable import BlockWorker
+@testable import WorkerCore
 
 /// vhost-user inflight tracking: a worker that dies leaves its inflight buffer with the
 /// front-end; a new device handed the same memfd (SET_INFLIGHT_FD) resubmits exactly
@@ -13,13 +14,13 @@ import VirtioCore
 
     let image = TempImage(sectors: 64, fill: { _ in 0 })
 
-    func makeDevice() throws -> BlockDevice {
+    func makeDevice() throws -> DeviceBackend {
         let disk = try DiskImage(path: image.path, imageFD: nil, readOnly: false, direct: false)
-        return BlockDevice(disk: disk, options: BlockDeviceOptions())
+        return try DeviceBackend(device: BlockDevice(disk: disk, options: BlockDeviceOptions()))
     }
 
     /// Features, memory table, then the ring started from `base` (as the VMM does).
-    func start(_ d: BlockDevice, _ fe: Frontend, base: UInt16) throws {
+    func start(_ d: DeviceBackend, _ fe: Frontend, base: UInt16) throws {
         try d.setFeatures(BlockFeature.version1 | BlockFeature.flush)
         try d.setMemoryTable(fe.regions())
         try d.configureQueue(0, fe.setup(base: base))
@@ -54,7 +55,7 @@ import VirtioCore
 
     /// A first worker: inflight buffer from GET_INFLIGHT_FD, three flushes served, then
     /// its queue paused (it "dies" before the next kick is served).
-    func firstWorker(_ fe: inout Frontend) throws -> (BlockDevice, InflightDescription, OwnedFD) {
+    func firstWorker(_ fe: inout Frontend) throws -> (DeviceBackend, InflightDescription, OwnedFD) {
         let a = try makeDevice()
         let (description, fd) = try a.getInflight(InflightDescription(numQueues: 1, queueSize: 256))
         #expect(description.mmapSize >= UInt64(InflightLayout.bufferSize(numQueues: 1, queueSize: 256)))
@@ -94,11 +95,11 @@ import VirtioCore
         let b = try makeDevice()
         try b.setInflight(description, fd: fd.duplicate())
         try start(b, fe, base: 3)
-        signalEventfd(fe.kick)
+        EventFD.signal(fe.kick)
         let ids = try used(&fe, 4)
         #expect(ids == [UInt32(second), UInt32(first), UInt32(heads[2]), UInt32(heads[3])], "resubmitted in counter order, then the rest")
-        #expect(b.metrics.resubmitted.value == 2)
-        #expect(b.metrics.writeRequests.value == 4, "each write once")
+        #expect(b.countersNow()["resubmitted"] == 2)
+        #expect(b.countersNow()["requests_write"] == 4, "each write once")
         #expect(try b.stopQueue(0) == 7)
         for (i, byte) in [UInt8(0x11), 0x22, 0x33, 0x44].enumerated() {
             #expect(image.read(offset: (i + 1) * 512, count: 512) == [UInt8](repeating: byte, count: 512))
@@ -136,10 +137,10 @@ import VirtioCore
         let b = try makeDevice()
         try b.setInflight(description, fd: fd.duplicate())
         try start(b, fe, base: 5)
-        signalEventfd(fe.kick)
+        EventFD.signal(fe.kick)
         #expect(try used(&fe, 2).count == 2)
-        #expect(b.metrics.resubmitted.value == 0)
-        #expect(b.metrics.writeRequests.value == 2)
+        #expect(b.countersNow()["resubmitted"] == 0)
+        #expect(b.countersNow()["requests_write"] == 2)
         #expect(try b.stopQueue(0) == 7)
         #expect(done.allSatisfy { !tracking.isInflight($0) })
     }

@@ -2,30 +2,33 @@ import Testing
 import IPC
 @testable import BlockWorker
 
+/// volt-blk-worker's command line.
+typealias Options = WorkerArguments<BlockArguments>
+
 @Suite struct OptionsTests {
     @Test func fullCommandLine() throws {
         let o = try Options.parse(["--socket-path", "/tmp/s", "--path=/img", "--readonly", "--direct",
                                    "--num-queues", "4", "--queue-size=256", "--serial", "disk-1"])
         #expect(o.endpoint == .socketPath("/tmp/s"))
-        #expect(o.imagePath == "/img")
-        #expect(o.readOnly && o.direct)
-        #expect(o.numQueues == 4 && o.queueSize == 256 && o.serial == "disk-1")
+        #expect(o.device.image == .path("/img"))
+        #expect(o.device.readOnly && o.device.direct)
+        #expect(o.device.numQueues == 4 && o.device.queueSize == 256 && o.device.serial == "disk-1")
     }
 
     @Test func inheritedFds() throws {
         let o = try Options.parse(["--fd=3", "--image-fd", "4"])
         #expect(o.endpoint == .inheritedFd(3))
-        #expect(o.imageFD == 4)
+        #expect(o.device.image == .fd(4))
     }
 
     @Test func specAliases() throws {
         let o = try Options.parse(["--socket-path=/s", "--blk-file", "/img", "--read-only"])
-        #expect(o.imagePath == "/img" && o.readOnly)
+        #expect(o.device.image == .path("/img") && o.device.readOnly)
     }
 
     @Test func printCapabilitiesNeedsNothingElse() throws {
         #expect(try Options.parse(["--print-capabilities"]).printCapabilities)
-        #expect(Options.capabilities == #"{"type": "block", "features": ["read-only", "blk-file"]}"#)
+        #expect(BlockWorker.capabilities == #"{"type": "block", "features": ["read-only", "blk-file"]}"#)
     }
 
     @Test(arguments: [
@@ -41,6 +44,6 @@ import IPC
         ["--socket-path=", "--path", "/i"],
     ])
     func badArguments(_ args: [String]) {
-        #expect(throws: Options.UsageError.self) { try Options.parse(args) }
+        #expect(throws: UsageError.self) { try Options.parse(args) }
     }
 }

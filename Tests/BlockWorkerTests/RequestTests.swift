@@ -11,7 +11,7 @@ import VirtioCore
         #expect(r.status == 0)
         #expect(r.usedLength == 1025)
         #expect(try h.memory.read(at: r.data, count: 1024) == pattern(sector: 2, count: 1024))
-        #expect(h.metrics.bytesRead.value == 1024)
+        #expect(h.counters[BlockCounter.bytesRead] == 1024)
     }
 
     @Test func writeReachesImage() throws {
@@ -45,7 +45,7 @@ import VirtioCore
         let r = try h.request(type: 4, sector: 0, dataLength: 0, dataWritable: false)
         #expect(r.status == 0)
         #expect(r.usedLength == 1)
-        #expect(h.metrics.flushRequests.value == 1)
+        #expect(h.counters[BlockCounter.requestsFlush] == 1)
     }
 
     @Test(arguments: [("volt-test-serial", 16), ("exactly-twenty-chars", 20), ("", 0)])
@@ -186,7 +186,7 @@ import VirtioCore
         let r = try h.request(type: type, sector: 0, dataLength: 512, dataWritable: true)
         #expect(r.status == 2)
         #expect(r.usedLength == 1)
-        #expect(h.metrics.unknownRequests.value == 1)
+        #expect(h.counters[BlockCounter.requestsUnknown] == 1)
     }
 
     @Test func indirectChain() throws {

@@ -1,4 +1,5 @@
 import CShim
+import IPC
 @testable import NetWorker
 import Testing
 
@@ -21,7 +22,7 @@ struct OptionsTests {
         (["--socket-path", "/tmp/s", "--tap", "t0", "--bogus"], false),
     ])
     func parse(args: [String], valid: Bool) {
-        let result = Result { () throws(NetWorkerError) in try Options.parse(args) }
+        let result = Result { () throws(UsageError) in try Options.parse(args) }
         switch result {
         case .success: #expect(valid, "\(args) should be refused")
         case let .failure(error):
@@ -32,7 +33,7 @@ struct OptionsTests {
 
     @Test func tapFdsSetThePairCount() throws {
         let o = try Options.parse(["--fd", "3", "--tap-fd", "5", "--tap-fd", "6", "--tap-fd", "7"])
-        #expect(o.device.queuePairs == 3)
-        #expect(o.tapFds == [5, 6, 7])
+        #expect(o.device.pairs == 3)
+        #expect(o.device.taps == .fds([5, 6, 7]))
     }
 }

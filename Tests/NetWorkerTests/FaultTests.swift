@@ -11,16 +11,16 @@ import VoltTestSupport
 
     @Test func faultOptionsParse() throws {
         let o = try Options.parse(["--fd", "3", "--tap-fd", "4", "--fault", "drop,percent=10", "--fault=corrupt,percent=5,seed=9"])
-        #expect(o.device.faults == [FaultSpec(kind: .drop(percent: 10)), FaultSpec(kind: .corrupt(percent: 5), seed: 9)])
+        #expect(o.faults == [FaultSpec(kind: .drop(percent: 10)), FaultSpec(kind: .corrupt(percent: 5), seed: 9)])
         let s = try Options.parse(["--fd", "3", "--tap-fd", "4", "--fault", "syscall"])
         #expect(s.sandbox.faultForbiddenSyscall, "syscall reuses --fault-forbidden-syscall")
-        #expect(try Options.parse(["--fd", "3", "--tap-fd", "4", "--fault", "crash,after=7"]).device.faults == [FaultSpec(kind: .crash(after: 7))])
+        #expect(try Options.parse(["--fd", "3", "--tap-fd", "4", "--fault", "crash,after=7"]).faults == [FaultSpec(kind: .crash(after: 7))])
     }
 
     @Test(arguments: ["", "eio,rate=5", "delay,ms=3", "drop", "drop,percent=101", "drop,percent=x", "corrupt,rate=5",
                       "crash", "crash,after=-1", "drop,percent=5,percent=6", "syscall,x=1", "bogus"])
     func badFaultOptionsAreRejected(_ text: String) {
-        #expect(throws: NetWorkerError.self) { try Options.parse(["--fd", "3", "--tap-fd", "4", "--fault", text]) }
+        #expect(throws: UsageError.self) { try Options.parse(["--fd", "3", "--tap-fd", "4", "--fault", text]) }
     }
 
     private func harness(_ faults: [FaultSpec]) throws -> DeviceHarness? {
@@ -36,7 +36,7 @@ import VoltTestSupport
         let head = try h.guestSend([UInt8](repeating: 0, count: 12) + DeviceHarness.frame("VOLT-NET-DROP"))
         #expect(try h.waitUsed(1)?.id == UInt32(head), "a dropped frame's chain still goes back")
         #expect(h.peerReceive(timeout: 300) == nil, "nothing reached the TAP")
-        let m = h.device.metrics()
+        let m = h.metrics()
         #expect(m.faultsInjected == 1 && m.txFrames == 0)
     }
 
@@ -49,7 +49,7 @@ import VoltTestSupport
         #expect(got.count == frame.count)
         let diffs = zip(got, frame).enumerated().filter { $0.element.0 != $0.element.1 }
         #expect(diffs.count == 1 && diffs.first?.offset == frame.count / 2, "one byte, mid-frame, flipped")
-        #expect(h.device.metrics().faultsInjected == 1)
+        #expect(h.metrics().faultsInjected == 1)
     }
 
     @Test func dropAndCorruptRX() throws {
@@ -63,7 +63,7 @@ import VoltTestSupport
         let bytes = try h.map.read(at: try #require(posted[UInt16(used.id)]), count: Int(used.length))
         let diffs = zip(bytes.dropFirst(12), frame).filter { $0.0 != $0.1 }
         #expect(diffs.count == 1, "exactly one byte of the frame flipped")
-        #expect(h.device.metrics().faultsInjected == 1)
+        #expect(h.metrics().faultsInjected == 1)
 
         guard let d = try harness([FaultSpec(kind: .drop(percent: 100))]) else { return }
         defer { d.close() }
@@ -71,7 +71,7 @@ import VoltTestSupport
         usleep(50_000)
         #expect(d.peerSend(frame))
         #expect(try d.waitUsed(0, timeout: 0.5) == nil, "a dropped frame never reaches the guest")
-        #expect(d.device.metrics().faultsInjected >= 1 && d.device.metrics().rxFrames == 0)
+        #expect(d.metrics().faultsInjected >= 1 && d.metrics().rxFrames == 0)
     }
 
     @Test func percentagesAreDeterministicPerSeed() {

@@ -41,7 +41,7 @@ import VirtioCore
             #expect(used?.id == UInt32(head))
             #expect(used?.length == 0)
         }
-        let m = h.device.metrics()
+        let m = h.metrics()
         #expect(m.txFrames == 3)
         #expect(m.txBytes == UInt64(60 + 160 + 260))
     }
@@ -62,7 +62,7 @@ import VirtioCore
             #expect(bytes[10] == 1 && bytes[11] == 0, "num_buffers = 1")
             #expect(bytes[0] == 0, "no checksum flags without GUEST_CSUM")
         }
-        #expect(h.device.metrics().rxFrames == 3)
+        #expect(h.metrics().rxFrames == 3)
     }
 
     /// RX chains the worker took before a SET_MEM_TABLE point into the old mapping; the
@@ -74,7 +74,7 @@ import VirtioCore
         var posted = try h.postRX(count: 4, size: 1526)
         usleep(50_000)
         // A new mapping of the same memory: the device drops its old map and rebuilds the rings.
-        try h.device.setMemoryTable([IPC.MemoryRegionDescriptor(
+        try h.backend.setMemoryTable([IPC.MemoryRegionDescriptor(
             region: MemoryRegion(guestAddress: 0, size: DeviceHarness.memorySize, userAddress: h.file.userAddress(atOffset: 0), mmapOffset: 0),
             fd: OwnedFD(taking: dup(h.file.fd.rawValue)))])
         for i in 0..<6 {
@@ -86,7 +86,7 @@ import VirtioCore
             let bytes = try h.map.read(at: try #require(posted[UInt16(used.id)]), count: Int(used.length))
             #expect(Array(bytes[12...]) == frame, "frame \(i) arrived intact")
         }
-        #expect(h.device.metrics().rxFrames == 6)
+        #expect(h.metrics().rxFrames == 6)
     }
 
     /// A driver may split the header over descriptors (2.7.4.1): the frame is read into
@@ -141,7 +141,7 @@ import VirtioCore
         #expect(used.length == UInt32(12 + small.count), "the big frame was not delivered cut")
         let bytes = try h.map.read(at: try #require(posted[UInt16(used.id)]), count: Int(used.length))
         #expect(Array(bytes[12...]) == small)
-        #expect(h.device.metrics().rxDroppedTooBig == 1)
+        #expect(h.metrics().rxDroppedTooBig == 1)
     }
 
     /// MRG_RXBUF: a frame larger than the buffers offered so far waits (read from the
@@ -159,7 +159,7 @@ import VirtioCore
         let chunks = try receiveSpanning(h, posted, bytes: 12 + frame.count)
         #expect(chunks.count == 4 && chunks[0][10] == 4, "num_buffers = 4")
         #expect(Array(chunks.joined().dropFirst(12)) == frame)
-        #expect(h.device.metrics().rxFrames == 1)
+        #expect(h.metrics().rxFrames == 1)
     }
 
     @Test func backPressureHoldsFramesInTheTapUntilBuffersArrive() throws {
@@ -168,8 +168,8 @@ import VirtioCore
         let frames = (0..<5).map { DeviceHarness.frame("VOLT-NET-RX wait \($0)", length: 100 + $0) }
         for f in frames { #expect(h.peerSend(f)) }
         usleep(200_000)
-        #expect(h.device.metrics().rxFrames == 0)
-        #expect(h.device.metrics().rxDroppedNoBuffers == 0)
+        #expect(h.metrics().rxFrames == 0)
+        #expect(h.metrics().rxDroppedNoBuffers == 0)
         // Two buffers first, then the rest: every frame arrives, in order, whole.
         var posted = try h.postRX(count: 2, size: 2048)
         var got: [[UInt8]] = []
@@ -185,7 +185,7 @@ import VirtioCore
             got.append(Array(try h.map.read(at: try #require(posted[UInt16(used.id)]), count: Int(used.length)).dropFirst(12)))
         }
         #expect(got == frames)
-        let m = h.device.metrics()
+        let m = h.metrics()
         #expect(m.rxFrames == 5)
         #expect(m.rxDroppedTooBig == 0 && m.rxDroppedNoBuffers == 0)
     }
@@ -214,7 +214,7 @@ import VirtioCore
         for _ in 0..<4 { if let u = try h.waitUsed(1) { returned.append(u.id) } }
         #expect(Set(returned) == Set([UInt32(h1), UInt32(h2), UInt32(loopHead), UInt32(h4)]))
         #expect(h.peerReceive() == frame)
-        let m = h.device.metrics()
+        let m = h.metrics()
         #expect(m.txDroppedMalformed == 3)
         #expect(m.txFrames == 1)
     }
@@ -222,20 +222,20 @@ import VirtioCore
     @Test func tapOffloadFollowsAckedGuestFeatures() throws {
         guard let h = try harness(Self.base) else { return }
         defer { h.close() }
-        let offered = h.device.deviceFeatures
+        let offered = h.net.features
         #expect(offered & NetFeature.guestCsum != 0, "this host's TAP takes TUN_F_CSUM")
-        #expect(h.device.appliedOffload == 0)
-        try h.device.setFeatures(Self.base | NetFeature.guestCsum | NetFeature.guestTSO4)
-        #expect(h.device.appliedOffload == UInt32(VOLT_TUN_F_CSUM | VOLT_TUN_F_TSO4))
-        try h.device.setFeatures(Self.base | (offered & (NetFeature.guestCsum | NetFeature.guestTSO4 | NetFeature.guestTSO6 | NetFeature.guestECN | NetFeature.guestUFO)))
+        #expect(h.net.appliedOffload == 0)
+        try h.backend.setFeatures(Self.base | NetFeature.guestCsum | NetFeature.guestTSO4)
+        #expect(h.net.appliedOffload == UInt32(VOLT_TUN_F_CSUM | VOLT_TUN_F_TSO4))
+        try h.backend.setFeatures(Self.base | (offered & (NetFeature.guestCsum | NetFeature.guestTSO4 | NetFeature.guestTSO6 | NetFeature.guestECN | NetFeature.guestUFO)))
         var all = UInt32(VOLT_TUN_F_CSUM | VOLT_TUN_F_TSO4 | VOLT_TUN_F_TSO6 | VOLT_TUN_F_TSO_ECN)
         if offered & NetFeature.guestUFO != 0 { all |= UInt32(VOLT_TUN_F_UFO) }
-        #expect(h.device.appliedOffload == all)
+        #expect(h.net.appliedOffload == all)
         // TSO without GUEST_CSUM is invalid (5.1.3.1): nothing is offloaded.
-        try h.device.setFeatures(Self.base | NetFeature.guestTSO4)
-        #expect(h.device.appliedOffload == 0)
+        try h.backend.setFeatures(Self.base | NetFeature.guestTSO4)
+        #expect(h.net.appliedOffload == 0)
         // Read back from the kernel: with offloads off, re-applying 0 succeeds and TSO
         // alone is refused by the TAP itself.
-        #expect(h.device.taps[0].setOffload(UInt32(VOLT_TUN_F_TSO4)) < 0)
+        #expect(h.net.taps[0].setOffload(UInt32(VOLT_TUN_F_TSO4)) < 0)
     }
 }

@@ -4,6 +4,7 @@ import IPC
 import NetTestShim
 @testable import NetWorker
 import VirtioCore
+import WorkerCore
 
 /// A NetDevice in-process on a real TAP inside its own namespace, driven through
 /// DriverQueues on memfd guest memory (what a guest driver would do), with an AF_PACKET
@@ -14,7 +15,8 @@ final class DeviceHarness {
     static let headerSize = 12
 
     let ns: NetNamespace
-    let device: NetDevice
+    let net: NetDevice
+    let backend: DeviceBackend
     let file: GuestMemoryFile
     let map: MemoryMap
     var rx: DriverQueue
@@ -31,8 +33,9 @@ final class DeviceHarness {
             }
             guard peer >= 0 else { throw NetWorkerError.system("packet socket", errno: -peer) }
             self.peer = peer
-            device = try NetDevice(config: config, taps: taps)
-            try device.start()
+            net = try NetDevice(config: config, taps: taps)
+            backend = try DeviceBackend(device: net)
+            try backend.start()
             file = try GuestMemoryFile(size: Self.memorySize)
             map = try MemoryMap(frontend: file, regions: [FrontendRegion(guestAddress: GuestAddress(0), size: Self.memorySize, fileOffset: 0)])
             rx = try DriverQueue(memory: map, size: queueSize, at: GuestAddress(0x1000))
@@ -41,28 +44,32 @@ final class DeviceHarness {
             ns.delete()
             throw error
         }
-        try device.setFeatures(features)
-        try device.setMemoryTable([IPC.MemoryRegionDescriptor(
+        try backend.setFeatures(features)
+        try backend.setMemoryTable([IPC.MemoryRegionDescriptor(
             region: MemoryRegion(guestAddress: 0, size: Self.memorySize, userAddress: file.userAddress(atOffset: 0), mmapOffset: 0),
             fd: OwnedFD(taking: dup(file.fd.rawValue)))])
         for (i, q) in [rx, tx].enumerated() {
-            try device.configureQueue(i, QueueSetup(size: q.size, descriptorTable: user(q.descriptorTable),
+            try backend.configureQueue(i, QueueSetup(size: q.size, descriptorTable: user(q.descriptorTable),
                                                     availableRing: user(q.availableRing), usedRing: user(q.usedRing),
                                                     nextAvailIndex: 0))
             let kick = volt_eventfd(0, VOLT_EFD_CLOEXEC | VOLT_EFD_NONBLOCK)
             kicks.append(kick)
-            try device.setQueueKick(i, fd: OwnedFD(taking: dup(kick)))
-            try device.setQueueCall(i, fd: OwnedFD(taking: volt_eventfd(0, VOLT_EFD_CLOEXEC | VOLT_EFD_NONBLOCK)))
-            try device.startQueue(i)
+            try backend.setQueueKick(i, fd: OwnedFD(taking: dup(kick)))
+            try backend.setQueueCall(i, fd: OwnedFD(taking: volt_eventfd(0, VOLT_EFD_CLOEXEC | VOLT_EFD_NONBLOCK)))
+            try backend.startQueue(i)
         }
     }
 
     func close() {
-        device.shutdown()
+        backend.shutdown()
         Glibc.close(peer)
         for k in kicks { Glibc.close(k) }
         ns.delete()
     }
+
+    /// The worker's counters now (every pair thread's last turn included), by the names
+    /// the VMM reads.
+    func metrics() -> CounterValues { CounterValues(backend.countersNow()) }
 
     private func user(_ a: GuestAddress) -> UInt64 { file.userAddress(atOffset: a.rawValue) }
 
@@ -138,3 +145,21 @@ final class DeviceHarness {
         nts_packet_send(peer, frame, frame.count) == frame.count
     }
 }
+
+/// Counter values by name, with the fields the tests check.
+struct CounterValues {
+    let values: [String: UInt64]
+    init(_ values: [String: UInt64]) { self.values = values }
+    subscript(_ name: String) -> UInt64 { values[name] ?? 0 }
+    var txFrames: UInt64 { self["tx_frames"] }
+    var txBytes: UInt64 { self["tx_bytes"] }
+    var rxFrames: UInt64 { self["rx_frames"] }
+    var txDroppedMalformed: UInt64 { self["tx_dropped_malformed"] }
+    var rxDroppedTooBig: UInt64 { self["rx_dropped_too_big"] }
+    var rxDroppedNoBuffers: UInt64 { self["rx_dropped_no_buffers"] }
+    var rxMalformedChains: UInt64 { self["rx_malformed_chains"] }
+    var faultsInjected: UInt64 { self["faults_injected"] }
+}
+
+/// volt-net-worker's command line.
+typealias Options = WorkerArguments<NetArguments>

@@ -14,39 +14,39 @@ import SystemPackage
 /// followed by desc_num 16-byte DescStateSplit {u8 inflight, u8 padding[5], le16 next,
 /// le64 counter}. Regions are rounded up to 64 bytes (our choice; the front-end only
 /// keeps the fd and the size we report).
-enum InflightLayout {
-    static let headerSize = 16
-    static let descriptorSize = 16
-    static let regionAlignment = 64
-    static let version: UInt16 = 1
+public enum InflightLayout {
+    public static let headerSize = 16
+    public static let descriptorSize = 16
+    public static let regionAlignment = 64
+    public static let version: UInt16 = 1
 
-    static let featuresOffset = 0
-    static let versionOffset = 8
-    static let descNumOffset = 10
-    static let lastBatchHeadOffset = 12
-    static let usedIndexOffset = 14
+    public static let featuresOffset = 0
+    public static let versionOffset = 8
+    public static let descNumOffset = 10
+    public static let lastBatchHeadOffset = 12
+    public static let usedIndexOffset = 14
 
-    static let inflightOffset = 0
-    static let nextOffset = 6
-    static let counterOffset = 8
+    public static let inflightOffset = 0
+    public static let nextOffset = 6
+    public static let counterOffset = 8
 
-    static func regionSize(queueSize: UInt16) -> Int {
+    public static func regionSize(queueSize: UInt16) -> Int {
         let raw = headerSize + descriptorSize * Int(queueSize)
         return (raw + regionAlignment - 1) / regionAlignment * regionAlignment
     }
 
-    static func bufferSize(numQueues: UInt16, queueSize: UInt16) -> Int {
+    public static func bufferSize(numQueues: UInt16, queueSize: UInt16) -> Int {
         Int(numQueues) * regionSize(queueSize: queueSize)
     }
 }
 
-enum InflightError: Error, CustomStringConvertible {
+public enum InflightError: Error, CustomStringConvertible {
     case memfd(Errno), truncate(Errno), map(Errno), stat(Errno)
     /// SET_INFLIGHT_FD described more bytes than the fd holds, or an unusable offset.
     case tooSmall(fileSize: Int64, needed: UInt64)
     case geometry(numQueues: UInt16, queueSize: UInt16, mmapSize: UInt64)
 
-    var description: String {
+    public var description: String {
         switch self {
         case let .memfd(e): return "inflight buffer: memfd_create: \(e)"
         case let .truncate(e): return "inflight buffer: ftruncate: \(e)"
@@ -61,21 +61,21 @@ enum InflightError: Error, CustomStringConvertible {
 
 /// A mapped inflight buffer. Queue handlers keep a reference, so the mapping outlives
 /// every pointer into it.
-final class InflightBuffer: @unchecked Sendable {
+public final class InflightBuffer: @unchecked Sendable {
     // @unchecked: each queue's region is written by that queue's thread only; the
     // header fields are set before any queue starts.
-    let fd: OwnedFD
-    let numQueues: UInt16
-    let queueSize: UInt16
-    let size: Int
+    public let fd: OwnedFD
+    public let numQueues: UInt16
+    public let queueSize: UInt16
+    public let size: Int
     private let base: UnsafeMutableRawPointer
     private let mappedLength: Int
 
     /// A memfd big enough for the largest buffer this worker can be asked for, made at
     /// startup: GET_INFLIGHT_FD comes after the sandbox, which allows neither
     /// memfd_create nor ftruncate.
-    static func reserve(numQueues: UInt16, maxQueueSize: UInt16) throws(InflightError) -> OwnedFD {
-        let raw = volt_memfd_create("volt-blk-inflight", VOLT_MFD_CLOEXEC)
+    public static func reserve(numQueues: UInt16, maxQueueSize: UInt16) throws(InflightError) -> OwnedFD {
+        let raw = volt_memfd_create("volt-inflight", VOLT_MFD_CLOEXEC)
         guard raw >= 0 else { throw .memfd(Errno(rawValue: -raw)) }
         let fd = OwnedFD(taking: raw)
         let size = InflightLayout.bufferSize(numQueues: numQueues, queueSize: maxQueueSize)
@@ -85,7 +85,7 @@ final class InflightBuffer: @unchecked Sendable {
 
     /// GET_INFLIGHT_FD: the reserved memfd, zeroed, each region stamped version 1 and
     /// desc_num. The geometry must fit the reservation.
-    static func create(in fd: OwnedFD, numQueues: UInt16, queueSize: UInt16) throws(InflightError) -> InflightBuffer {
+    public static func create(in fd: OwnedFD, numQueues: UInt16, queueSize: UInt16) throws(InflightError) -> InflightBuffer {
         let size = InflightLayout.bufferSize(numQueues: numQueues, queueSize: queueSize)
         var st = stat()
         guard fstat(fd.rawValue, &st) == 0 else { throw .stat(Errno(rawValue: errno)) }
@@ -104,7 +104,7 @@ final class InflightBuffer: @unchecked Sendable {
     }
 
     /// SET_INFLIGHT_FD: adopts a buffer a previous worker created.
-    static func adopt(_ description: InflightDescription, fd: OwnedFD) throws(InflightError) -> InflightBuffer {
+    public static func adopt(_ description: InflightDescription, fd: OwnedFD) throws(InflightError) -> InflightBuffer {
         let needed = UInt64(InflightLayout.bufferSize(numQueues: description.numQueues, queueSize: description.queueSize))
         guard description.mmapSize >= needed else {
             throw .geometry(numQueues: description.numQueues, queueSize: description.queueSize, mmapSize: description.mmapSize)
@@ -146,7 +146,7 @@ final class InflightBuffer: @unchecked Sendable {
         memset(base, 0, size)
     }
 
-    var description: InflightDescription {
+    public var description: InflightDescription {
         InflightDescription(mmapSize: UInt64(size), mmapOffset: 0, numQueues: numQueues, queueSize: queueSize)
     }
 
@@ -156,7 +156,7 @@ final class InflightBuffer: @unchecked Sendable {
 
     /// Queue `q`'s region for a ring of `ringSize` entries; nil if the buffer has no
     /// such queue or too few descriptor slots.
-    func queue(_ q: Int, ringSize: UInt16) -> InflightQueue? {
+    public func queue(_ q: Int, ringSize: UInt16) -> InflightQueue? {
         guard q < Int(numQueues), ringSize <= queueSize else { return nil }
         return InflightQueue(buffer: self, region: regionPointer(q), ringSize: ringSize)
     }
@@ -165,10 +165,10 @@ final class InflightBuffer: @unchecked Sendable {
 /// One queue's inflight region, driven by that queue's thread. Steps follow the spec:
 /// taking a head marks it (counter, inflight = 1); completing links it into the
 /// last-batch list before used.idx is published, then clears it and records used_idx.
-struct InflightQueue {
-    let buffer: InflightBuffer
+public struct InflightQueue {
+    public let buffer: InflightBuffer
     private let region: UnsafeMutableRawPointer
-    let ringSize: UInt16
+    public let ringSize: UInt16
     /// Next fetch order number (the spec's "global counter").
     private var counter: UInt64 = 1
 
@@ -182,26 +182,26 @@ struct InflightQueue {
         region + InflightLayout.headerSize + Int(head) * InflightLayout.descriptorSize
     }
 
-    func isInflight(_ head: UInt16) -> Bool {
+    public func isInflight(_ head: UInt16) -> Bool {
         descriptor(head).load(fromByteOffset: InflightLayout.inflightOffset, as: UInt8.self) != 0
     }
 
-    func counter(of head: UInt16) -> UInt64 {
+    public func counter(of head: UInt16) -> UInt64 {
         UInt64(littleEndian: descriptor(head).loadUnaligned(fromByteOffset: InflightLayout.counterOffset, as: UInt64.self))
     }
 
-    var lastBatchHead: UInt16 {
+    public var lastBatchHead: UInt16 {
         get { UInt16(littleEndian: region.load(fromByteOffset: InflightLayout.lastBatchHeadOffset, as: UInt16.self)) }
         nonmutating set { region.storeBytes(of: newValue.littleEndian, toByteOffset: InflightLayout.lastBatchHeadOffset, as: UInt16.self) }
     }
 
-    var usedIndex: UInt16 {
+    public var usedIndex: UInt16 {
         get { UInt16(littleEndian: region.load(fromByteOffset: InflightLayout.usedIndexOffset, as: UInt16.self)) }
         nonmutating set { region.storeBytes(of: newValue.littleEndian, toByteOffset: InflightLayout.usedIndexOffset, as: UInt16.self) }
     }
 
     /// A head taken from the available ring: counter, then inflight = 1.
-    mutating func markTaken(_ head: UInt16) {
+    public mutating func markTaken(_ head: UInt16) {
         guard head < ringSize else { return }
         let d = descriptor(head)
         d.storeBytes(of: counter.littleEndian, toByteOffset: InflightLayout.counterOffset, as: UInt64.self)
@@ -211,14 +211,14 @@ struct InflightQueue {
     }
 
     /// Steps 2-3 of "supplying used buffers", per staged element, before used.idx moves.
-    func linkIntoBatch(_ head: UInt16) {
+    public func linkIntoBatch(_ head: UInt16) {
         guard head < ringSize else { return }
         descriptor(head).storeBytes(of: lastBatchHead.littleEndian, toByteOffset: InflightLayout.nextOffset, as: UInt16.self)
         lastBatchHead = head
     }
 
     /// After used.idx was published: inflight = 0 for the batch, then used_idx.
-    func completeBatch(_ heads: [UInt16], usedIndex published: UInt16) {
+    public func completeBatch(_ heads: [UInt16], usedIndex published: UInt16) {
         volt_fence_release()
         for head in heads where head < ringSize {
             descriptor(head).storeBytes(of: UInt8(0), toByteOffset: InflightLayout.inflightOffset, as: UInt8.self)
@@ -230,7 +230,7 @@ struct InflightQueue {
     /// "When reconnecting": if used_idx lags the ring's used.idx, the last batch was
     /// published but not cleared: clear it. Returns the heads still inflight in fetch
     /// order (counter), and continues the counter after the largest one.
-    mutating func recover(ringUsedIndex: UInt16) -> [UInt16] {
+    public mutating func recover(ringUsedIndex: UInt16) -> [UInt16] {
         let lag = ringUsedIndex &- usedIndex
         if lag != 0 {
             var head = lastBatchHead

@@ -1,0 +1,39 @@
+import Sandbox
+
+/// What a device needs of the sandbox, besides what every worker gets: its own
+/// seccomp rules (its SeccompPolicy.swift), the fds it holds open (image, TAPs), and
+/// whether it writes files.
+public struct DeviceSandbox {
+    public var seccomp: [SeccompRule]
+    /// fds the device holds besides stdio, the socket and what the framework holds.
+    public var heldFDs: Int
+    /// RLIMIT_FSIZE: nil = unlimited (a disk image grows), 0 = the worker writes no file.
+    public var maxFileSize: UInt64?
+
+    public init(seccomp: [SeccompRule], heldFDs: Int, maxFileSize: UInt64?) {
+        self.seccomp = seccomp; self.heldFDs = heldFDs; self.maxFileSize = maxFileSize
+    }
+}
+
+/// The framework's own system calls, on top of `BasePolicy` (runtime, threads,
+/// vhost-user socket): the queue threads' event loop. The epoll sets and wake
+/// eventfds are made before the sandbox, so neither epoll_create1 nor eventfd2 is here.
+public enum WorkerPolicy {
+    public static let queueThreads: [SeccompRule] = [
+        SeccompRule("epoll_wait", why: "queue threads wait on kicks, their wake eventfd and device fds"),
+        SeccompRule("epoll_ctl", why: "kick fds replaced by SET_VRING_KICK; device fds' interest follows the rings"),
+    ]
+
+    /// The whole allowlist of a worker on `socket`.
+    public static func rules(socket: CInt, device: DeviceSandbox) -> [SeccompRule] {
+        BasePolicy.base(socket: socket) + queueThreads + device.seccomp
+    }
+
+    /// RLIMIT_NOFILE: stdio, the socket, the device's fds, two memory tables of 8
+    /// regions (old and new during SET_MEM_TABLE), per thread an epoll set and a wake
+    /// eventfd, per queue kick, call and err, and 16 spare (the inflight and metrics
+    /// memfds among them).
+    public static func maxOpenFiles(device: DeviceSandbox, threads: Int, queues: Int) -> UInt64 {
+        UInt64(3 + 1 + device.heldFDs + 2 * 8 + 2 * threads + 3 * queues + 16)
+    }
+}
