@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "volt-vmm", targets: ["VMMMain"]),
         .executable(name: "volt-blk-worker", targets: ["BlockWorker"]),
         .executable(name: "volt-net-worker", targets: ["NetWorker"]),
+        .executable(name: "volt-rng-worker", targets: ["EntropyWorker"]),
         .executable(name: "volt-bench", targets: ["VoltBench"]),
     ],
     dependencies: [
@@ -64,6 +65,10 @@ let package = Package(
         .executableTarget(
             name: "NetWorker",
             dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", "WorkerCore", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .executableTarget(
+            name: "EntropyWorker",
+            dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", "WorkerCore"]
         ),
         .testTarget(
             name: "IPCTests",

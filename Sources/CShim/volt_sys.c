@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,10 @@ int volt_ioctl_int(int fd, unsigned long request, unsigned long arg) { return re
 int volt_memfd_create(const char *name, unsigned int flags) { return ret(memfd_create(name, flags)); }
 int volt_eventfd(unsigned int initval, int flags) { return ret(eventfd(initval, flags)); }
 int volt_pipe2(int fds[2], int flags) { return ret(pipe2(fds, flags)); }
+long volt_getrandom(void *buf, unsigned long len) {
+    ssize_t n = getrandom(buf, len, 0);
+    return n < 0 ? -errno : (long)n;
+}
 int volt_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5) {
     return ret(prctl(option, a2, a3, a4, a5));
 }

@@ -84,10 +84,13 @@ final class QueueThread: @unchecked Sendable {
         var events = [UInt32](repeating: 0, count: 16)
         var more = true      // rings may have work waiting at start
         var pollRings = false
+        var wakeAfter: Int32?
         while true {
             var n: CInt = 0
             if !more {
-                n = volt_epoll_wait(epoll.rawValue, &tags, &events, 16, pollRings ? Self.pollIntervalMs : -1)
+                var timeout: CInt = pollRings ? Self.pollIntervalMs : -1
+                if let wake = wakeAfter { timeout = timeout < 0 ? max(wake, 0) : min(timeout, max(wake, 0)) }
+                n = volt_epoll_wait(epoll.rawValue, &tags, &events, 16, timeout)
                 if n < 0 && n != -EINTR {
                     WorkerLog.line("\(name): epoll_wait failed: \(errnoText(-n)); thread stopped")
                     return
@@ -97,7 +100,16 @@ final class QueueThread: @unchecked Sendable {
                 if stopping { return true }
                 for i in 0..<Int(max(n, 0)) { dispatch(tags[i], events[i]) }
                 if pollRings && n == 0 { markKicklessRings() }
-                more = handler.handle(&context)
+                context.wakeAfterMilliseconds = nil
+                do {
+                    more = try handler.handle(&context)
+                } catch {
+                    more = false
+                    for slot in context.rings.indices where context.rings[slot].isActive {
+                        context.rings[slot].fail(error, counters: &context.counters)
+                    }
+                }
+                wakeAfter = context.wakeAfterMilliseconds
                 context.kicked = 0
                 context.deviceEvents.removeAll(keepingCapacity: true)
                 pollRings = context.rings.contains { $0.enabled && $0.kick == nil && $0.broken == nil }

@@ -14,6 +14,10 @@ public struct QueueThreadContext {
     /// Device fds (registered with `watch`) that reported events since the last call:
     /// their tag and epoll event bits. Cleared after each call.
     public internal(set) var deviceEvents: [(tag: UInt32, events: UInt32)] = []
+    /// Set by the handler: call `handle` again within this many milliseconds even if
+    /// nothing wakes the thread (a rate limiter waiting for tokens). Cleared before
+    /// each call.
+    public var wakeAfterMilliseconds: Int32?
     let epoll: CInt
 
     init(rings: [Ring], counters: Counters, epoll: CInt) {

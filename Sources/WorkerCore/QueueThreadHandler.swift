@@ -9,8 +9,11 @@ public protocol QueueThreadHandler: AnyObject {
     /// kicked (or started, or due for polling) since the last call, and
     /// `context.deviceEvents` the device fds that reported events. Process only rings
     /// that are `isActive`. Return true if work is left (a budget was spent): the loop
-    /// calls again without waiting.
-    func handle(_ context: inout QueueThreadContext) -> Bool
+    /// calls again without waiting. A thrown error stops every ring of the thread that
+    /// is still active (as if the driver had broken them: err fds signalled, logged,
+    /// counted); the worker goes on serving its other threads, and a ring the front-end
+    /// restarts is served again.
+    func handle(_ context: inout QueueThreadContext) throws -> Bool
 
     /// `slot`'s ring is about to be stopped (GET_VRING_BASE) or reset: give back what
     /// the handler holds of it (e.g. cached chains: move `queue.nextAvail` back), so

@@ -16,9 +16,10 @@ public struct Ring {
     public var queue: Virtqueue?
     /// Started (kicked and enabled) and not disabled since.
     public internal(set) var enabled = false
-    /// Why the ring stopped: the driver broke it (e.g. avail.idx jumped). Nothing is
-    /// processed until the front-end stops (GET_VRING_BASE) and restarts it.
-    public internal(set) var broken: VirtqueueError?
+    /// Why the ring stopped: the driver broke it (e.g. avail.idx jumped), or the
+    /// device's handler failed. Nothing is processed until the front-end stops
+    /// (GET_VRING_BASE) and restarts it.
+    public internal(set) var broken: (any Error)?
     public internal(set) var kick: OwnedFD?
     /// Where used-buffer notifications go (nil: the front-end polls).
     public internal(set) var call: OwnedFD?
@@ -41,7 +42,7 @@ public struct Ring {
     public var callFD: CInt? { call?.rawValue }
 
     /// Stops the ring: the driver broke it. Signals the err fd, logs once, counts it.
-    public mutating func fail(_ error: VirtqueueError, counters: inout Counters) {
+    public mutating func fail(_ error: any Error, counters: inout Counters) {
         guard broken == nil else { return }
         broken = error
         counters.brokenRings &+= 1

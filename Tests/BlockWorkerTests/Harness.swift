@@ -137,7 +137,7 @@ struct QueueUnderTest {
     @discardableResult
     mutating func processBatch() -> Int { block.processBatch(&ring, &counters) }
     mutating func drain() { block.drain(&ring, &counters) }
-    var broken: VirtqueueError? { ring.broken }
+    var broken: (any Error)? { ring.broken }
     var queue: Virtqueue { ring.queue! }
     /// Where used-buffer notifications go (a duplicate of `fd` is kept).
     var callFD: CInt? {

@@ -51,3 +51,6 @@ int volt_thread_setname(unsigned long thread, const char *name);
 /// unblocks the termination signals above and makes each one end the process with
 /// _exit(0) straight from a handler (nothing to save before the first message).
 int volt_exit_on_termination_signals(void);
+/// getrandom(2) with flags 0 (the kernel CSPRNG; blocks only until it is seeded):
+/// bytes written (possibly fewer than `len`) or -errno.
+long volt_getrandom(void *buf, unsigned long len);
