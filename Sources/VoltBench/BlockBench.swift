@@ -250,7 +250,7 @@ final class RawBlockBackend: BlockBackend {
     }
 }
 
-/// `volt-bench blk`: one image, three back-ends, one table.
+/// `volt-bench blk`: one image, three back-ends (four with `--vs-worker`), one table.
 struct BlockBench {
     var seconds: Double
     var sizeMiB: Int
@@ -258,6 +258,8 @@ struct BlockBench {
     var direct: Bool
     var rowFilter: String?
     var rounds: Int
+    /// `--vs-worker`: a second volt-blk-worker binary, run as the "base" backend.
+    var baseWorker: String?
 
     func run() throws {
         let dir = executableDirectory()
@@ -282,44 +284,49 @@ struct BlockBench {
         }
         let cacheState: String
         if direct {
-            cacheState = "O_DIRECT for all three (page cache bypassed)"
+            cacheState = "O_DIRECT for all \(baseWorker == nil ? "three" : "four") (page cache bypassed)"
         } else {
             try readWhole(image)   // warm: every block is in the page cache before any row
             cacheState = "warm (image read in full before the first row; \(imagePath == nil ? "written by volt-bench just before" : "caller's image"))"
         }
 
-        // The two vhost-user back-ends, both alive for the whole run.
-        let workerSocket = work + "/volt-blk.sock"
-        let (exe, prefix) = workerCommand(workerPath)
-        let worker = try Child(exe, prefix + ["--socket-path", workerSocket, "--path", image] + (direct ? ["--direct"] : []),
-                               log: work + "/volt-blk-worker.log")
-        Cleanup.shared.add { worker.stop() }
-        try waitForSocket(workerSocket, child: worker)
+        // The vhost-user back-ends, all alive for the whole run.
         let options = TestFrontendOptions(memorySize: 64 << 20, queueSize: 256)
-        let volt = try VirtioBlockBackend(label: "volt-blk-worker",
-                                          frontend: VhostUserTestFrontend(socketPath: workerSocket, options: options))
+        func startWorker(_ path: String, name: String) throws -> VirtioBlockBackend {
+            let socket = work + "/\(name).sock"
+            let (exe, prefix) = workerCommand(path)
+            let worker = try Child(exe, prefix + ["--socket-path", socket, "--path", image] + (direct ? ["--direct"] : []),
+                                   log: work + "/\(name)-worker.log")
+            Cleanup.shared.add { worker.stop() }
+            try waitForSocket(socket, child: worker)
+            return try VirtioBlockBackend(label: name + "-worker", frontend: VhostUserTestFrontend(socketPath: socket, options: options))
+        }
+        let volt = try startWorker(workerPath, name: "volt-blk")
+        let base = try baseWorker.map { try startWorker($0, name: "base-blk") }
         let daemon = try QemuStorageDaemon(image: image, socketPath: work + "/qsd.sock", logPath: work + "/qsd.log", direct: direct)
         Cleanup.shared.add { daemon.stop() }
         let qsd = try VirtioBlockBackend(label: "qemu-storage-daemon", frontend: try daemon.frontend(options: options))
         let raw = try RawBlockBackend(path: image, direct: direct)
-        // Same chains for both devices: data split at the smaller size_max.
-        let segment = min(volt.sizeMax, qsd.sizeMax, 1 << 20)
-        volt.segment = segment
-        qsd.segment = segment
+        let devices = [volt, qsd] + (base.map { [$0] } ?? [])
+        // Same chains for every device: data split at the smallest size_max.
+        let segment = min(devices.map(\.sizeMax).min()!, 1 << 20)
+        for device in devices { device.segment = segment }
 
-        // Sanity: the same bytes through all three before measuring anything.
+        // Sanity: the same bytes through every backend before measuring anything.
         var expected = [UInt8](repeating: 0, count: 8192)
         _ = expected.withUnsafeMutableBytes { pread(raw.fd, $0.baseAddress, 8192, 1 << 20) }
-        for device in [volt, qsd] where try device.read(offset: 1 << 20, length: 8192) != expected {
+        for device in devices where try device.read(offset: 1 << 20, length: 8192) != expected {
             throw BenchError("\(device.label) returned different bytes than the image holds at 1 MiB")
         }
 
         let rows = BlockWorkload.rows.filter { rowFilter == nil || $0.name.localizedCaseInsensitiveContains(rowFilter!) }
-        let backends: [BlockBackend] = [volt, qsd, raw]
+        // Table order: volt, qsd, raw, then base (with --vs-worker).
+        let backends: [BlockBackend] = [volt, qsd, raw] + (base.map { [$0] } ?? [])
+        let short = ["volt", "qsd", "raw", "base"]
         var results: [[Measurement]] = []
         for (n, w) in rows.enumerated() {
             // Each cell runs in `rounds` slices, the backends taking turns (rotating who goes
-            // first), so page-cache writeback and machine load drift hit all three alike.
+            // first), so page-cache writeback and machine load drift hit all of them alike.
             var row = [Measurement](repeating: Measurement(), count: backends.count)
             fputs("  \(w.name):", stderr)
             for round in 0..<rounds {
@@ -335,13 +342,13 @@ struct BlockBench {
 
         print("volt-bench blk — \(machineSummary())")
         print("image: \(image), \(raw.imageSize >> 20) MiB; page cache: \(cacheState); \(format(seconds, 1)) s per cell in \(rounds) rounds, backends taking turns;"
-              + " data segments of \(segment >> 10) KiB (smaller size_max of the two devices)")
+              + " data segments of \(segment >> 10) KiB (\(base == nil ? "smaller size_max of the two" : "smallest size_max of the three") devices)")
+        if let baseWorker { print("base = \(baseWorker), driven like volt (A/B); volt/base = IOPS ratio, no target") }
         print("raw host = preadv/pwritev from volt-bench, QD n = n threads each with one synchronous request outstanding")
         print("targets: volt/qsd ≥ 1.00, volt/raw ≥ 0.90 (IOPS ratios); ✗ marks a miss\n")
-        var table = Table(header: ["row"] + backends.flatMap { b in
-            let short = b === volt ? "volt" : b === qsd ? "qsd" : "raw"
-            return ["\(short) IOPS", "\(short) MiB/s", "\(short) mean µs", "\(short) p99 µs"]
-        } + ["volt/qsd", "volt/raw"])
+        var table = Table(header: ["row"] + short.prefix(backends.count).flatMap { b in
+            ["\(b) IOPS", "\(b) MiB/s", "\(b) mean µs", "\(b) p99 µs"]
+        } + ["volt/qsd", "volt/raw"] + (base == nil ? [] : ["volt/base"]))
         for (w, row) in zip(rows, results) {
             var cells = [w.name]
             for m in row {
@@ -350,6 +357,7 @@ struct BlockBench {
             let vq = row[0].opsPerSecond / row[1].opsPerSecond
             let vr = row[0].opsPerSecond / row[2].opsPerSecond
             cells += [format(vq, 2) + (vq >= 1.0 ? " ✓" : " ✗"), format(vr, 2) + (vr >= 0.9 ? " ✓" : " ✗")]
+            if base != nil { cells.append(format(row[0].opsPerSecond / row[3].opsPerSecond, 2)) }
             table.rows.append(cells)
         }
         print(table.render())

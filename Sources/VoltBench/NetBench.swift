@@ -234,7 +234,8 @@ final class VirtioNetDriver {
     }
 }
 
-/// `volt-bench net`: TX and RX, 64- and 1500-byte frames, worker vs bare TAP, one table.
+/// `volt-bench net`: TX and RX, 64- and 1500-byte frames, worker vs bare TAP (and a
+/// second worker with `--vs-worker`), one table.
 struct NetBench {
     var seconds: Double
     var frameSizes: [Int]
@@ -244,6 +245,8 @@ struct NetBench {
     /// CPU for the far-end peer; the device path (worker, frontend, bare loop) gets the
     /// other one. nil: the scheduler places every thread.
     var peerCPU: CInt?
+    /// `--vs-worker`: a second volt-net-worker binary, run as the "base" backend on TAP vb2.
+    var baseWorker: String?
 
     func run() throws {
         let workerPath = executableDirectory() + "/volt-net-worker"
@@ -258,34 +261,40 @@ struct NetBench {
             let r = nts_pin_thread(1 - peerCPU)
             guard r == 0 else { throw BenchError("pinning to CPU \(1 - peerCPU): errno \(-r)") }
         }
-        let ns = try BenchNamespace(taps: ["vb0", "vb1"])
+        let ns = try BenchNamespace(taps: ["vb0", "vb1"] + (baseWorker == nil ? [] : ["vb2"]))
         defer { ns.delete() }
         var template = Array("/tmp/volt-bench-XXXXXX".utf8CString)
         guard let p = mkdtemp(&template) else { throw BenchError("mkdtemp failed: errno \(errno)") }
         let work = String(cString: p)
         Cleanup.shared.add { try? FileManager.default.removeItem(atPath: work) }
 
-        let socket = work + "/volt-net.sock"
-        let (exe, prefix) = workerCommand(workerPath)
-        let worker = try Child(BenchNamespace.ip, ["netns", "exec", ns.name, exe] + prefix + ["--socket-path", socket, "--tap", "vb0"],
-                               log: work + "/volt-net-worker.log")
-        let workerCleanup = Cleanup.shared.add { worker.stop() }
-        defer { Cleanup.shared.run(workerCleanup) }
-        try waitForSocket(socket, child: worker)
-        let driver = try VirtioNetDriver(socketPath: socket, mergeable: mergeable, eventIdx: eventIdx)
+        // Workers are stopped before the namespace is deleted.
+        var workerCleanups: [Int] = []
+        defer { for id in workerCleanups.reversed() { Cleanup.shared.run(id) } }
+        func startWorker(_ path: String, name: String, tap: String) throws -> VirtioNetDriver {
+            let socket = work + "/\(name).sock"
+            let (exe, prefix) = workerCommand(path)
+            let worker = try Child(BenchNamespace.ip, ["netns", "exec", ns.name, exe] + prefix + ["--socket-path", socket, "--tap", tap],
+                                   log: work + "/\(name)-worker.log")
+            workerCleanups.append(Cleanup.shared.add { worker.stop() })
+            try waitForSocket(socket, child: worker)
+            return try VirtioNetDriver(socketPath: socket, mergeable: mergeable, eventIdx: eventIdx)
+        }
+        let driver = try startWorker(workerPath, name: "volt-net", tap: "vb0")
+        let baseDriver = try baseWorker.map { try startWorker($0, name: "base-net", tap: "vb2") }
 
         // The peers: an AF_PACKET socket per TAP, and our own fd on the bare TAP vb1.
-        let (peer0, peer1, bare) = try ns.inside { () throws -> (CInt, CInt, CInt) in
-            let a = nts_packet_socket("vb0", benchEthertype)
-            let b = nts_packet_socket("vb1", benchEthertype)
+        let (peers, bare) = try ns.inside { () throws -> ([CInt], CInt) in
+            let peers = (["vb0", "vb1"] + (baseDriver == nil ? [] : ["vb2"])).map { (tap: String) in nts_packet_socket(tap, benchEthertype) }
             var name = [CChar](repeating: 0, count: Int(VOLT_IFNAMSIZ))
             let t = volt_tap_open("vb1", VOLT_IFF_TAP | VOLT_IFF_NO_PI | VOLT_IFF_VNET_HDR, &name)
-            guard a >= 0, b >= 0, t >= 0 else { throw BenchError("packet sockets / TAP open failed: \(a) \(b) \(t)") }
+            guard peers.allSatisfy({ $0 >= 0 }), t >= 0 else { throw BenchError("packet sockets / TAP open failed: \(peers) \(t)") }
             guard volt_tap_set_vnet_hdr_size(t, CInt(netHeaderSize)) >= 0 else { throw BenchError("TUNSETVNETHDRSZ failed") }
-            return (a, b, t)
+            return (peers, t)
         }
-        defer { close(peer0); close(peer1); close(bare) }
-        for fd in [peer0, peer1] {
+        defer { for fd in peers + [bare] { close(fd) } }
+        let (peer0, peer1) = (peers[0], peers[1])
+        for fd in peers {
             var size: CInt = 8 << 20
             _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<CInt>.size))
             _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<CInt>.size))
@@ -298,13 +307,13 @@ struct NetBench {
         typealias Turn = (counted: Measurement, sent: Int)
         let slice = seconds / Double(rounds)
 
-        // TX: volt = frontend → worker → vb0, counted by an AF_PACKET reader on vb0;
-        // bare = write() into vb1's fd, counted the same way on vb1.
-        func txVolt(_ frame: [UInt8]) throws -> Turn {
-            drainFD(peer0)
+        // TX: volt = frontend → worker → vb0, counted by an AF_PACKET reader on vb0 (base:
+        // the same on vb2); bare = write() into vb1's fd, counted the same way on vb1.
+        func txWorker(_ driver: VirtioNetDriver, peer: CInt, _ frame: [UInt8]) throws -> Turn {
+            drainFD(peer)
             let deadline = now() + UInt64(slice * 1e9)
             nonisolated(unsafe) var counted = Measurement()
-            let join = background { pinPeer(); counted = countFrames(peer0, tap: false, deadline: deadline) }
+            let join = background { pinPeer(); counted = countFrames(peer, tap: false, deadline: deadline) }
             let sent = try driver.transmit(frame: frame, deadline: deadline)
             join()
             return (counted, sent)
@@ -320,12 +329,12 @@ struct NetBench {
             return (counted, sent)
         }
         // RX: volt = AF_PACKET writer on vb0 → TAP → worker → RX buffers, counted by
-        // the frontend; bare = the same writer on vb1, read() from vb1's fd.
-        func rxVolt(_ frame: [UInt8]) throws -> Turn {
+        // the frontend (base: the same on vb2); bare = the same writer on vb1, read() from vb1's fd.
+        func rxWorker(_ driver: VirtioNetDriver, peer: CInt, _ frame: [UInt8]) throws -> Turn {
             try driver.drainReceive()
             let deadline = now() + UInt64(slice * 1e9)
             nonisolated(unsafe) var sent = 0
-            let join = background { pinPeer(); sent = blastFrames(peer0, frame, tap: false, deadline: deadline) }
+            let join = background { pinPeer(); sent = blastFrames(peer, frame, tap: false, deadline: deadline) }
             let counted = try driver.receive(deadline: deadline)
             join()
             return (counted, sent)
@@ -340,53 +349,61 @@ struct NetBench {
             return (counted, sent)
         }
 
-        struct Row { let name: String; var volt = Measurement(); var bare = Measurement(); var voltSent = 0; var bareSent = 0 }
+        // The backends in table order: volt, bare, then base with --vs-worker (a worker
+        // backend has a driver and the peer socket on its TAP; bare has no driver).
+        let backends: [(label: String, driver: VirtioNetDriver?, peer: CInt)] =
+            [("volt", driver, peer0), ("bare", nil, peer1)] + (baseDriver.map { [("base", $0, peers[2])] } ?? [])
+        struct Row { let name: String; var counted: [Measurement]; var sent: [Int] }
         var rows: [Row] = []
         for length in frameSizes {
             let frame = benchFrame(length)
             for direction in ["TX", "RX"] {
-                var row = Row(name: "\(direction) \(length) B")
+                var row = Row(name: "\(direction) \(length) B", counted: backends.map { _ in Measurement() }, sent: backends.map { _ in 0 })
                 fputs("  \(row.name):", stderr)
-                let (k0, b0) = (driver.kicks, driver.batches)
-                // The cell runs in `rounds` slices, volt and bare taking turns (who goes
-                // first alternates), so a slow spell of the host hits both alike.
+                let counts0 = backends.map { ($0.driver?.kicks ?? 0, $0.driver?.batches ?? 0) }
+                // The cell runs in `rounds` slices, the backends taking turns (rotating who
+                // goes first), so a slow spell of the host hits all of them alike.
                 for round in 0..<rounds {
-                    for voltTurn in round % 2 == 0 ? [true, false] : [false, true] {
-                        let s: Turn = voltTurn
-                            ? try (direction == "TX" ? txVolt(frame) : rxVolt(frame))
-                            : (direction == "TX" ? txBare(frame) : rxBare(frame))
-                        if voltTurn {
-                            row.volt.append(s.counted)
-                            row.voltSent += s.sent
-                        } else {
-                            row.bare.append(s.counted)
-                            row.bareSent += s.sent
-                        }
+                    for k in 0..<backends.count {
+                        let i = (k + round) % backends.count
+                        let b = backends[i]
+                        let s: Turn = try b.driver.map { d in
+                            try direction == "TX" ? txWorker(d, peer: b.peer, frame) : rxWorker(d, peer: b.peer, frame)
+                        } ?? (direction == "TX" ? txBare(frame) : rxBare(frame))
+                        row.counted[i].append(s.counted)
+                        row.sent[i] += s.sent
                     }
                 }
-                fputs(" volt \(formatCount(row.volt.opsPerSecond)) pps (\(driver.batches - b0) batches, \(driver.kicks - k0) kicks),"
-                      + " bare \(formatCount(row.bare.opsPerSecond)) pps\n", stderr)
+                fputs(backends.indices.map { i in
+                    let d = backends[i].driver.map { " (\($0.batches - counts0[i].1) batches, \($0.kicks - counts0[i].0) kicks)" } ?? ""
+                    return " \(backends[i].label) \(formatCount(row.counted[i].opsPerSecond)) pps" + d
+                }.joined(separator: ",") + "\n", stderr)
                 rows.append(row)
             }
         }
 
         print("volt-bench net — \(machineSummary())")
         print("namespace \(ns.name), TAPs with vnet_hdr (12-byte header), frame = Ethernet header + payload, no FCS; "
-              + "\(format(seconds, 1)) s per cell in \(rounds) rounds, volt and bare taking turns; Gbit/s counts frame bytes only; "
+              + "\(format(seconds, 1)) s per cell in \(rounds) rounds, \(baseDriver == nil ? "volt and bare" : "volt, bare and base") taking turns; "
+              + "Gbit/s counts frame bytes only; "
               + "VIRTIO_NET_F_MRG_RXBUF \(driver.frontend.mergeableRxBuffers ? "negotiated (as Linux guests do)" : "not negotiated"); "
               + "VIRTIO_RING_F_EVENT_IDX \(driver.frontend.eventIdx ? "negotiated (as Linux guests do)" : "not negotiated")")
         print("TX counted by an AF_PACKET reader on the TAP; RX counted in the frontend's RX buffers; "
               + "bare = one thread write()/read() on the TAP fd, the other end an AF_PACKET socket")
         print("sent = frames the source pushed (the rest were dropped by the kernel or not yet consumed)")
+        if let baseWorker { print("base = \(baseWorker) on vb2, driven like volt (A/B); volt/base = packets/s ratio, no target") }
         print("target: volt/bare ≥ 0.80 (packets/s); ✗ marks a miss\n")
-        var table = Table(header: ["row", "volt pps", "volt Gbit/s", "volt sent pps", "bare pps", "bare Gbit/s", "bare sent pps", "volt/bare"])
+        var table = Table(header: ["row"] + backends.flatMap { ["\($0.label) pps", "\($0.label) Gbit/s", "\($0.label) sent pps"] }
+                          + ["volt/bare"] + (baseDriver == nil ? [] : ["volt/base"]))
         for r in rows {
-            let ratio = r.volt.opsPerSecond / r.bare.opsPerSecond
-            table.rows.append([r.name, formatCount(r.volt.opsPerSecond), format(r.volt.gbitPerSecond, 3),
-                               formatCount(Double(r.voltSent) / seconds),
-                               formatCount(r.bare.opsPerSecond), format(r.bare.gbitPerSecond, 3),
-                               formatCount(Double(r.bareSent) / seconds),
-                               format(ratio, 2) + (ratio >= 0.8 ? " ✓" : " ✗")])
+            var cells = [r.name]
+            for (m, sent) in zip(r.counted, r.sent) {
+                cells += [formatCount(m.opsPerSecond), format(m.gbitPerSecond, 3), formatCount(Double(sent) / seconds)]
+            }
+            let ratio = r.counted[0].opsPerSecond / r.counted[1].opsPerSecond
+            cells.append(format(ratio, 2) + (ratio >= 0.8 ? " ✓" : " ✗"))
+            if baseDriver != nil { cells.append(format(r.counted[0].opsPerSecond / r.counted[2].opsPerSecond, 2)) }
+            table.rows.append(cells)
         }
         print(table.render())
         fflush(stdout)

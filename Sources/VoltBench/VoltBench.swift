@@ -21,15 +21,19 @@ struct VoltBench: ParsableCommand {
         @Flag(help: "O_DIRECT for all three backends (page cache bypassed).") var direct = false
         @Option(help: "Only rows whose name contains this text (e.g. QD32).") var rows: String?
         @Option(help: "Split each cell into this many slices, the backends taking turns.") var rounds: Int = 4
+        @Option(help: "A/B: another volt-blk-worker binary (e.g. an older build), run as one more backend (\"base\").")
+        var vsWorker: String?
 
         func validate() throws {
+            try validateWorker(vsWorker)
             guard seconds > 0, size >= 16, rounds >= 1 else { throw ValidationError("--seconds > 0, --size ≥ 16 and --rounds ≥ 1 please") }
         }
 
         func run() throws {
             Cleanup.shared.installSignalHandlers()
             defer { Cleanup.shared.runAll() }
-            try BlockBench(seconds: seconds, sizeMiB: size, imagePath: image, direct: direct, rowFilter: rows, rounds: rounds).run()
+            try BlockBench(seconds: seconds, sizeMiB: size, imagePath: image, direct: direct, rowFilter: rows, rounds: rounds,
+                           baseWorker: vsWorker).run()
         }
     }
 
@@ -45,8 +49,11 @@ struct VoltBench: ParsableCommand {
         var eventIdx = false
         @Option(help: "Split each cell into this many slices, volt and bare taking turns.") var rounds: Int = 6
         @Option(help: "Pin the far-end peer to this CPU (0 or 1) and the device path to the other.") var peerCpu: Int32?
+        @Option(help: "A/B: another volt-net-worker binary (e.g. an older build), run as one more backend (\"base\").")
+        var vsWorker: String?
 
         func validate() throws {
+            try validateWorker(vsWorker)
             guard seconds > 0, rounds >= 1 else { throw ValidationError("--seconds > 0 and --rounds ≥ 1 please") }
             if let peerCpu, peerCpu != 0 && peerCpu != 1 { throw ValidationError("--peer-cpu: 0 or 1") }
         }
@@ -58,7 +65,13 @@ struct VoltBench: ParsableCommand {
             }
             Cleanup.shared.installSignalHandlers()
             defer { Cleanup.shared.runAll() }
-            try NetBench(seconds: seconds, frameSizes: sizes, mergeable: !noMrgRxbuf, eventIdx: eventIdx, rounds: rounds, peerCPU: peerCpu).run()
+            try NetBench(seconds: seconds, frameSizes: sizes, mergeable: !noMrgRxbuf, eventIdx: eventIdx, rounds: rounds, peerCPU: peerCpu,
+                         baseWorker: vsWorker).run()
         }
     }
+}
+
+/// `--vs-worker PATH` must name an executable file.
+func validateWorker(_ path: String?) throws {
+    if let path, access(path, X_OK) != 0 { throw ValidationError("--vs-worker \(path): not an executable file") }
 }
