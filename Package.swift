@@ -102,6 +102,11 @@ let package = Package(
         .target(name: "NetTestShim", path: "Tests/NetTestShim"),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
         .testTarget(
+            name: "EntropyWorkerTests",
+            dependencies: ["EntropyWorker", "WorkerCore", "IPC", "VirtioCore", "Sandbox", "TestFrontend", "VoltTestSupport"]
+        ),
+        .testTarget(name: "WorkerCoreTests", dependencies: ["WorkerCore", "IPC", "VirtioCore", "TestFrontend"]),
+        .testTarget(
             name: "VirtioCoreTests",
             dependencies: ["VirtioCore", "CShim", "TestFrontend", .product(name: "SystemPackage", package: "swift-system")]
         ),

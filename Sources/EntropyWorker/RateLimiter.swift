@@ -7,9 +7,9 @@ struct RateLimiter {
     var bandwidth: TokenBucket?
     var ops: TokenBucket?
 
-    init(bandwidth: TokenBucketSpec?, ops: TokenBucketSpec?) {
-        self.bandwidth = bandwidth.map { TokenBucket($0) }
-        self.ops = ops.map { TokenBucket($0) }
+    init(bandwidth: TokenBucketSpec?, ops: TokenBucketSpec?, now: UInt64 = TokenBucket.now()) {
+        self.bandwidth = bandwidth.map { TokenBucket($0, now: now) }
+        self.ops = ops.map { TokenBucket($0, now: now) }
     }
 
     var isUnlimited: Bool { bandwidth == nil && ops == nil }

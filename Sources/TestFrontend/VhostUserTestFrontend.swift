@@ -119,6 +119,12 @@ public final class VhostUserTestFrontend {
         }
     }
 
+    /// SET_MEM_TABLE again with the same memory (as a front-end does after hotplug):
+    /// the back-end remaps while its queues may be running.
+    public func resendMemoryTable() throws(TestFrontendError) {
+        do { try sendMemoryTable() } catch { throw .vhostUser(error) }
+    }
+
     private func sendMemoryTable() throws(VhostUserError) {
         let regions = memory.descriptors.map {
             MemoryRegion(guestAddress: $0.guestAddress.rawValue, size: $0.size, userAddress: $0.userAddress, mmapOffset: $0.mmapOffset)
@@ -179,6 +185,24 @@ public final class VhostUserTestFrontend {
             queues[index].started = false
             return base
         } catch { throw .vhostUser(error) }
+    }
+
+    /// Starts a stopped queue again on the same rings from `base` (what GET_VRING_BASE
+    /// returned): NUM, ADDR, BASE, CALL, KICK, ENABLE.
+    public func restart(queue index: Int, base: UInt16) throws(TestFrontendError) {
+        try checkQueue(index)
+        let ring = queues[index].ring
+        do {
+            try frontend.setVringNum(index: index, num: options.queueSize)
+            try frontend.setVringAddr(VringAddress(
+                index: UInt32(index), descriptorTable: userAddress(ring.descriptorTable),
+                usedRing: userAddress(ring.usedRing), availableRing: userAddress(ring.availableRing)))
+            try frontend.setVringBase(index: index, base: base)
+            try frontend.setVringCall(index: index, fd: queues[index].call.fd.descriptor)
+            try frontend.setVringKick(index: index, fd: queues[index].kick.fd.descriptor)
+            if ackedFeatures & VirtioFeature.protocolFeatures != 0 { try frontend.setVringEnable(index: index, enabled: true) }
+        } catch { throw .vhostUser(error) }
+        queues[index].started = true
     }
 
     /// Hangs up the socket (the back-end sees EOF and, typically, resets its rings).

@@ -105,9 +105,7 @@ final class QueueThread: @unchecked Sendable {
                     more = try handler.handle(&context)
                 } catch {
                     more = false
-                    for slot in context.rings.indices where context.rings[slot].isActive {
-                        context.rings[slot].fail(error, counters: &context.counters)
-                    }
+                    context.failActiveRings(error)
                 }
                 wakeAfter = context.wakeAfterMilliseconds
                 context.kicked = 0

@@ -44,6 +44,13 @@ public struct QueueThreadContext {
     }
 
     public func unwatch(_ fd: CInt) { _ = volt_epoll_del(epoll, fd) }
+
+    /// The handler threw: every ring still active stops with that error.
+    mutating func failActiveRings(_ error: any Error) {
+        for slot in rings.indices where rings[slot].isActive {
+            rings[slot].fail(error, counters: &counters)
+        }
+    }
 }
 
 /// The 64-bit epoll tag of a queue thread's fds: its wake eventfd, a ring's kick, or a

@@ -30,7 +30,13 @@ public struct TokenBucket: Equatable, Sendable {
     private mutating func refill(now: UInt64) {
         guard now > lastRefill else { return }
         let elapsed = now - lastRefill
-        // elapsed * size / refill, in 128 bits (hours at GB/s overflow 64).
+        // A whole period refills everything (and keeps the arithmetic below in range).
+        guard elapsed < refillNanoseconds else {
+            tokens = size
+            lastRefill = now
+            return
+        }
+        // elapsed * size / refill (< size), in 128 bits: the product overflows 64.
         let product = elapsed.multipliedFullWidth(by: size)
         let (earned, _) = refillNanoseconds.dividingFullWidth((product.high, product.low))
         guard earned > 0 else { return }
@@ -64,7 +70,7 @@ public struct TokenBucket: Equatable, Sendable {
         let missing = needed - tokens - burst
         let product = missing.multipliedFullWidth(by: refillNanoseconds)
         let (q, r) = size.dividingFullWidth((product.high, product.low))
-        let sinceRefill = now - lastRefill
+        let sinceRefill = now > lastRefill ? now - lastRefill : 0
         let total = q + (r > 0 ? 1 : 0)
         return total > sinceRefill ? total - sinceRefill : 0
     }

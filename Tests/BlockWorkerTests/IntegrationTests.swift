@@ -9,43 +9,13 @@ import VoltTestSupport
     static var worker: String { TestEnvironment.product("volt-blk-worker") }
 
     /// A running worker listening on a socket in `dir`.
-    final class Worker {
-        let process = Process()
-        let stderr = Pipe()
-        let socket: String
-
-        /// `launcher`: a program and its arguments that run the worker (e.g. setpriv).
+    final class Worker: ListeningWorker {
         init(dir: URL, arguments: [String], launcher: [String] = []) throws {
-            socket = dir.appendingPathComponent("blk.sock").path
-            let command = launcher + [IntegrationTests.worker, "--socket-path", socket] + arguments
-            process.executableURL = URL(fileURLWithPath: command[0])
-            process.arguments = Array(command.dropFirst())
-            process.standardError = stderr
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            for _ in 0..<500 where !FileManager.default.fileExists(atPath: socket) { usleep(10_000) }
+            try super.init(executable: IntegrationTests.worker, dir: dir, socketName: "blk.sock", arguments: arguments, launcher: launcher)
         }
-
-        /// Waits for the worker to exit by itself; nil if it had to be killed.
-        func exitStatus(timeout: Double = 10) -> Int32? {
-            let deadline = Date().addingTimeInterval(timeout)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning { process.terminate(); process.waitUntilExit(); return nil }
-            return process.terminationStatus
-        }
-
-        var errorOutput: String {
-            String(decoding: stderr.fileHandleForReading.availableData, as: UTF8.self)
-        }
-
-        deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
     }
 
-    static func tempDir() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("volt-blk-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    static func tempDir() throws -> URL { try ListeningWorker.tempDir("volt-blk") }
 
     // MARK: - Process conventions (no prerequisites)
 

@@ -1,16 +1,15 @@
 import Foundation
-import VoltTestSupport
 
 /// A program running beside the test (worker, peer), output collected; `stop()` sends
 /// SIGTERM and waits (SIGKILL after 5 s).
-final class Background: @unchecked Sendable {
-    let process = Process()
+public final class Background: @unchecked Sendable {
+    public let process = Process()
     private let out = Pipe(), err = Pipe()
     private let lock = NSLock()
     private var outData = Data(), errData = Data()
     private let group = DispatchGroup()
 
-    init(_ path: String, _ arguments: [String]) throws {
+    public init(_ path: String, _ arguments: [String]) throws {
         (process.executableURL, process.arguments) = TestEnvironment.tiedToThisProcess(path, arguments)
         process.standardOutput = out
         process.standardError = err
@@ -24,12 +23,12 @@ final class Background: @unchecked Sendable {
         }
     }
 
-    var stdout: String { lock.withLock { String(decoding: outData, as: UTF8.self) } }
-    var stderr: String { lock.withLock { String(decoding: errData, as: UTF8.self) } }
+    public var stdout: String { lock.withLock { String(decoding: outData, as: UTF8.self) } }
+    public var stderr: String { lock.withLock { String(decoding: errData, as: UTF8.self) } }
 
     /// Waits until stdout or stderr contains `text` (or the process ends / time runs out).
     @discardableResult
-    func waitFor(_ text: String, timeout: Double) -> Bool {
+    public func waitFor(_ text: String, timeout: Double) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if stdout.contains(text) || stderr.contains(text) { return true }
@@ -40,7 +39,7 @@ final class Background: @unchecked Sendable {
     }
 
     /// Waits for the process to end by itself; false on timeout.
-    func wait(timeout: Double) -> Bool {
+    public func wait(timeout: Double) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning { return false }
@@ -50,7 +49,7 @@ final class Background: @unchecked Sendable {
     }
 
     @discardableResult
-    func stop() -> Int32 {
+    public func stop() -> Int32 {
         if process.isRunning {
             process.terminate()
             if !wait(timeout: 5) { kill(process.processIdentifier, SIGKILL) }
