@@ -20,7 +20,7 @@ enum EntropyWorker: WorkerProgram {
                                at most N bytes per T ms (a token bucket, plus B bytes once)
           --ops size=N,refill-ms=T[,burst=B]
                                at most N requests per T ms
-          --queue-size N       largest queue size, a power of two up to 32768 (default 256)
+          --queue-size N       largest queue size, a power of two up to 32768 (default 1024)
         \(WorkerArguments<EntropyArguments>.commonUsage)
         """
     }

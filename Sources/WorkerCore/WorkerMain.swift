@@ -66,7 +66,7 @@ public enum WorkerMain {
             if arguments.sandbox.probe { rules += SandboxProbe.pathRules }
             var plan = SandboxPlan(maxOpenFiles: WorkerPolicy.maxOpenFiles(device: needs, threads: backend.threadCount,
                                                                           queues: backend.queueCount),
-                                   maxFileSize: needs.maxFileSize, seccomp: rules)
+                                   maxFileSize: WorkerPolicy.maxFileSize(device: needs), seccomp: rules)
             plan.seccompMode = arguments.sandbox.seccompLogOnly ? .log : .kill
             do { _ = try Sandbox.apply(plan) } catch { fail(error.description, status: 1) }
             if arguments.sandbox.probe { SandboxProbe.run() }

@@ -1,3 +1,4 @@
+import Glibc
 import Sandbox
 
 /// What a device needs of the sandbox, besides what every worker gets: its own
@@ -27,6 +28,16 @@ public enum WorkerPolicy {
     /// The whole allowlist of a worker on `socket`.
     public static func rules(socket: CInt, device: DeviceSandbox) -> [SeccompRule] {
         BasePolicy.base(socket: socket) + queueThreads + device.seccomp
+    }
+
+    /// RLIMIT_FSIZE for `device`: its own limit, except that a worker whose stderr is a
+    /// regular file (an operator's `2>vm.log`) may still log — 0 would kill it with
+    /// SIGXFSZ at its first line — with room for 16 MiB more than the file holds now.
+    public static func maxFileSize(device: DeviceSandbox, stderr: CInt = 2) -> UInt64? {
+        guard let limit = device.maxFileSize else { return nil }
+        var st = stat()
+        guard fstat(stderr, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return limit }
+        return max(limit, UInt64(max(st.st_size, 0)) + 16 << 20)
     }
 
     /// RLIMIT_NOFILE: stdio, the socket, the device's fds, two memory tables of 8

@@ -93,3 +93,23 @@ import VoltTestSupport
         #expect(returned > 0, "no hostile chain reached the worker's queue")
     }
 }
+
+/// A worker whose stderr is a regular file (an operator's `2>vm.log`) still logs: its
+/// file-size limit leaves room past the file's size instead of killing it (SIGXFSZ) at
+/// the first line.
+@Suite struct LogFileTests {
+    @Test func aWorkerLoggingToAFileIsNotKilled() throws {
+        let dir = try ListeningWorker.tempDir("volt-rng")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("worker.log").path
+        try Data("earlier lines\n".utf8).write(to: URL(fileURLWithPath: log))
+        let w = try ProcessTests.Worker(dir: dir, launcher: ["/bin/sh", "-c", "exec \"$@\" 2>>\(log)", "sh"])
+        let peer = try #require(SandboxInspection.connect(w.socket), "the worker never listened")
+        #expect(SandboxInspection.handshake(peer))
+        let limit = SandboxInspection.softLimit("Max file size", of: w.process.processIdentifier).flatMap { UInt64($0) }
+        #expect(limit == 14 + 16 << 20, "the log's size plus 16 MiB: \(limit ?? 0)")
+        peer.close()
+        #expect(w.exitStatus() == 0 && w.process.terminationReason == .exit)
+        #expect(try String(contentsOfFile: log, encoding: .utf8).contains("volt-rng-worker: front-end disconnected"))
+    }
+}

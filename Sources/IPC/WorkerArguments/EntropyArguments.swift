@@ -43,7 +43,8 @@ public struct EntropyArguments: DeviceArguments {
     public var bandwidth: TokenBucketSpec?
     /// Requests served (Firecracker's `rate_limiter.ops`).
     public var ops: TokenBucketSpec?
-    public var queueSize = 256
+    /// QEMU's vhost-user-rng uses 1024-entry rings.
+    public var queueSize = 1024
 
     public init() {}
 
@@ -67,6 +68,6 @@ public struct EntropyArguments: DeviceArguments {
 
     public func encode() -> [String] {
         (bandwidth.map { ["--bandwidth", $0.text] } ?? []) + (ops.map { ["--ops", $0.text] } ?? [])
-            + (queueSize != 256 ? ["--queue-size", "\(queueSize)"] : [])
+            + (queueSize != 1024 ? ["--queue-size", "\(queueSize)"] : [])
     }
 }
