@@ -44,7 +44,7 @@ import VoltTestSupport
         #expect(out.contains("RNGTEST current virtio_rng"), "console:\n\(out)")
         #expect(out.contains("RNGTEST bytes 65536"), "console:\n\(out)\nworker: \(worker.errorOutput)")
         #expect(out.contains("RNGTEST distinct 256"), "console:\n\(out)")
-        let zeros = out.split(separator: "\n").first { $0.hasPrefix("RNGTEST zeros ") }
+        let zeros = out.split(whereSeparator: \.isNewline).first { $0.hasPrefix("RNGTEST zeros ") }
             .flatMap { Int(($0.split(separator: " ").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) }
         #expect(zeros.map { $0 < 1000 } == true, "64 KiB of random bytes hold about 256 zeros: \(zeros ?? -1)")
         #expect(out.contains("VOLT-INIT: ok"), "console:\n\(out)")
