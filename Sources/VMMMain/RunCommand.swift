@@ -137,20 +137,9 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(outcome.exitCode)
         } catch let error as ExitCode {
             throw error
-        } catch let error as RunError {
-            fputs("volt-vmm: \(error)\n", stderr)
-            throw ExitCode(error.exitCode)
         } catch {
             fputs("volt-vmm: \(error)\n", stderr)
-            throw ExitCode(Self.exitCode(for: error))
-        }
-    }
-
-    /// Errors in what the operator gave us (files, sizes) exit 2; host and KVM failures exit 1.
-    static func exitCode(for error: Error) -> Int32 {
-        switch error {
-        case is KernelImageError, is BootLoaderError, is KernelError, is ConfigProblems: return 2
-        default: return 1
+            throw ExitCode(ExitStatus.code(for: error))
         }
     }
 
@@ -160,7 +149,7 @@ struct RunCommand: ParsableCommand {
         let memory = self.memory ?? file.memoryMiB ?? 256
         let vcpus = self.vcpus ?? file.vcpus ?? 1
         guard let kernel = self.kernel ?? file.kernel.map({ Self.resolve($0, relativeTo: base, onlyIfExists: true) }) else {
-            throw RunError.usage("no kernel: pass --kernel (a vmlinux, bzImage or stored kernel name) or set \"kernel\" in the config file")
+            throw RunUsageError.noKernel
         }
         var cmdline = self.cmdline ?? file.cmdline ?? Self.defaultCmdline
         if let ip = file.kernelIPArgument { cmdline += " \(ip)" }
@@ -174,16 +163,16 @@ struct RunCommand: ParsableCommand {
         let hostBytes = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
         let minimum = MachineConfig.minimumMemoryBytes >> 20
         guard memory >= minimum else {
-            throw RunError.usage("--memory \(memory): a guest needs at least \(minimum) MiB")
+            throw RunUsageError.memoryTooSmall(mib: memory, minimumMiB: minimum)
         }
         guard memory <= hostBytes >> 20 else {
-            throw RunError.usage("--memory \(memory): the host has only \(hostBytes >> 20) MiB of RAM")
+            throw RunUsageError.memoryExceedsHost(mib: memory, hostMiB: hostBytes >> 20)
         }
         guard vcpus >= 1 else {
-            throw RunError.usage("--vcpus \(vcpus): a VM needs at least one vCPU")
+            throw RunUsageError.noVCPUs(vcpus)
         }
         guard (100...3_600_000).contains(metricsInterval) else {
-            throw RunError.usage("--metrics-interval \(metricsInterval): must be 100 to 3600000 ms")
+            throw RunUsageError.metricsIntervalOutOfRange(metricsInterval)
         }
         let vmID = try (id ?? file.id).map { try VMID(given: $0) } ?? VMID()
         _ = try NICPlan.plans(for: nets, vmID: vmID)

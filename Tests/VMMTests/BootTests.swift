@@ -142,7 +142,7 @@ import VoltTestSupport
         let path = dir.appendingPathComponent("initrd.cpio.gz").path
         // A gzip member of a tiny newc archive: the guest checks the gzip magic and size.
         let r = try TestEnvironment.run("/bin/sh", ["-c", "cd \(dir.path) && echo hi > f && echo f | cpio -o -H newc 2>/dev/null | gzip -n > \(path)"])
-        guard r.status == 0 else { throw RunError.system("cannot build test initrd: \(r.stderr)") }
+        guard r.status == 0 else { throw RunFailure("cannot build test initrd: \(r.stderr)") }
         let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         return (path, size)
     }

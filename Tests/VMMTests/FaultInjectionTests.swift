@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VoltTestSupport
 @testable import VMM
+@testable import VMMMain
 
 /// `volt-vmm run --fault DEVICE:KIND`: each blk kind observed by the virtio_blk guest.
 /// In DiskWorkerTests' serialized suite (no other VM's workers running meanwhile).
@@ -97,7 +98,7 @@ extension DiskWorkerTests {
         do {
             _ = try apply([text])
             Issue.record("\(text) was accepted")
-        } catch let error as RunError {
+        } catch let error as ConfigError {
             #expect(error.exitCode == 2, "\(error)")
             #expect(!"\(error)".contains("\n"), "one line: \(error)")
         }

@@ -75,13 +75,13 @@ import VoltTestSupport
         let launcher = try Launcher(commands: [.init(executable: "/bin/true", arguments: [], fdCount: 0)], files: [file])
         let (r, w) = try pipe()
         defer { close(r); close(w) }
-        #expect(throws: RunError.self) { try launcher.run(1, passing: []) }          // no command 1
-        #expect(throws: RunError.self) { try launcher.run(0, passing: [w]) }         // /bin/true takes no fds
-        #expect(throws: RunError.self) { try launcher.unlink(1) }                    // no file 1
+        #expect(throws: ProcessError.self) { try launcher.run(1, passing: []) }          // no command 1
+        #expect(throws: ProcessError.self) { try launcher.run(0, passing: [w]) }         // /bin/true takes no fds
+        #expect(throws: ProcessError.self) { try launcher.unlink(1) }                    // no file 1
         #expect(try launcher.runAndWait(0) == .exited(0), "still serving after refusals")
         try launcher.unlink(0)
         #expect(!FileManager.default.fileExists(atPath: file))
-        #expect(throws: RunError.self) { try launcher.unlink(0) }                    // ENOENT now
+        #expect(throws: ProcessError.self) { try launcher.unlink(0) }                    // ENOENT now
     }
 
     @Test func reportsAFailedExecAndReapsTheChild() throws {

@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
 import Testing
+import VoltTestSupport
 @testable import VMM
 
 @Suite struct VirtioMMIOTransportTests {
@@ -20,7 +21,7 @@ import Testing
             config.replaceSubrange(Int(offset)..<Int(offset) + data.count, with: data)
         }
         func activate(features: UInt64, queues: [Int: VirtqueueConfig]) throws {
-            if failActivation { throw RunError.system("backend refused") }
+            if failActivation { throw RunFailure("backend refused") }
             activations.append((features, queues))
         }
         func reset() throws { resets += 1 }

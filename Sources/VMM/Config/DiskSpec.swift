@@ -27,7 +27,7 @@ public struct DiskSpec: Equatable {
         queues = try option.int("queues", default: 1, range: 1...16)
         serial = option.string("serial")
         if let serial, serial.utf8.count > 20 {
-            throw RunError.usage("--disk serial=\(serial): at most 20 bytes (virtio-blk GET_ID)")
+            throw ConfigError.serialTooLong(serial)
         }
     }
 }

@@ -13,14 +13,14 @@ public enum FaultOption {
     public static func apply(_ faults: [String], disks: inout [DiskSpec], nets: inout [NetSpec]) throws {
         for text in faults {
             guard let colon = text.firstIndex(of: ":") else {
-                throw RunError.usage("--fault \(text): no device; usage: \(usage)")
+                throw ConfigError.faultWithoutDevice(text)
             }
             let device = String(text[..<colon])
             var spec = String(text[text.index(after: colon)...])
             let digits = device.drop { !$0.isNumber }
             let kind = device.prefix(device.count - digits.count)
             guard let index = Int(digits), String(index) == digits else {
-                throw RunError.usage("--fault \(text): '\(device)' is not a device name (disk0, net1, ...); usage: \(usage)")
+                throw ConfigError.faultDeviceNotAName(text: text, device: device)
             }
             let netIndex = index - disks.count
             let worker: FaultSpec.Device
@@ -29,12 +29,11 @@ public enum FaultOption {
             case "net" where nets.indices.contains(netIndex): worker = .net
             default:
                 let names = disks.indices.map { "disk\($0)" } + nets.indices.map { "net\(disks.count + $0)" }
-                throw RunError.usage("--fault \(text): no spawned device '\(device)'; devices: "
-                                     + (names.isEmpty ? "none (give --disk or --net)" : names.joined(separator: ", ")))
+                throw ConfigError.faultNoSuchDevice(text: text, device: device, devices: names)
             }
             let parsed: FaultSpec
             do { parsed = try FaultSpec.parse(spec, device: worker) } catch {
-                throw RunError.usage("--fault \(device): \(error.description)")
+                throw ConfigError.badFault(device: device, error)
             }
             if parsed.seed == 0 && !spec.contains("seed=") { spec += ",seed=\(index)" }
             if worker == .block { disks[index].faults.append(spec) } else { nets[netIndex].faults.append(spec) }

@@ -6,17 +6,17 @@ struct KeyValueOption {
 
     init(flag: String, text: String, allowedKeys: Set<String>) throws {
         self.flag = flag
-        guard !text.isEmpty else { throw RunError.usage("\(flag): empty value; expected key=value[,key=value...]") }
+        guard !text.isEmpty else { throw ConfigError.emptyOption(flag: flag) }
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             guard let eq = part.firstIndex(of: "="), eq != part.startIndex else {
-                throw RunError.usage("\(flag) \(text): '\(part)' is not key=value")
+                throw ConfigError.notKeyValue(flag: flag, text: text, part: String(part))
             }
             let key = String(part[..<eq])
             let value = String(part[part.index(after: eq)...])
             guard allowedKeys.contains(key) else {
-                throw RunError.usage("\(flag) \(text): unknown key '\(key)'; expected one of \(allowedKeys.sorted().joined(separator: ", "))")
+                throw ConfigError.unknownKey(flag: flag, text: text, key: key, allowed: allowedKeys.sorted())
             }
-            guard values[key] == nil else { throw RunError.usage("\(flag) \(text): '\(key)' given twice") }
+            guard values[key] == nil else { throw ConfigError.repeatedKey(flag: flag, text: text, key: key) }
             values[key] = value
         }
     }
@@ -24,7 +24,7 @@ struct KeyValueOption {
     func string(_ key: String) -> String? { values[key] }
 
     func required(_ key: String) throws -> String {
-        guard let value = values[key], !value.isEmpty else { throw RunError.usage("\(flag): '\(key)=' is required") }
+        guard let value = values[key], !value.isEmpty else { throw ConfigError.missingValue(flag: flag, key: key) }
         return value
     }
 
@@ -33,14 +33,14 @@ struct KeyValueOption {
         switch value {
         case "on", "true", "yes", "1": return true
         case "off", "false", "no", "0": return false
-        default: throw RunError.usage("\(flag): \(key)=\(value) must be on or off")
+        default: throw ConfigError.notOnOff(flag: flag, key: key, value: value)
         }
     }
 
     func int(_ key: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
         guard let value = values[key] else { return fallback }
         guard let n = Int(value), range.contains(n) else {
-            throw RunError.usage("\(flag): \(key)=\(value) must be a number from \(range.lowerBound) to \(range.upperBound)")
+            throw ConfigError.numberOutOfRange(flag: flag, key: key, value: value, range: range)
         }
         return n
     }

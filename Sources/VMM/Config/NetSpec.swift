@@ -60,37 +60,37 @@ public struct NetSpec: Equatable {
         let option = try KeyValueOption(flag: "--net", text: text, allowedKeys: Self.keys)
         switch (option.string("tap"), option.string("bridge")) {
         case (.some, .some):
-            throw RunError.usage("--net \(text): tap= and bridge= exclude each other — give one")
+            throw ConfigError.tapAndBridge(text)
         case (nil, nil):
-            throw RunError.usage("--net \(text): give tap=NAME (an existing TAP) or bridge=BR (volt-vmm creates the TAP)")
+            throw ConfigError.noTapOrBridge(text)
         case (.some, nil):
             let tap = try option.required("tap")
-            guard tap.utf8.count < 16 else { throw RunError.usage("--net tap=\(tap): interface names are at most 15 bytes") }
+            guard tap.utf8.count < 16 else { throw ConfigError.interfaceNameTooLong(key: "tap", name: tap) }
             guard option.string("mode") == nil else {
-                throw RunError.usage("--net \(text): mode= applies to bridge=BR only (tap= names an existing TAP)")
+                throw ConfigError.modeWithoutBridge(text)
             }
             guard option.string("id") == nil else {
-                throw RunError.usage("--net \(text): id= names the TAP volt-vmm creates, so it applies to bridge=BR only")
+                throw ConfigError.idWithoutBridge(text)
             }
             host = .tap(tap)
         case (nil, .some):
             let bridge = try option.required("bridge")
-            guard bridge.utf8.count < 16 else { throw RunError.usage("--net bridge=\(bridge): interface names are at most 15 bytes") }
+            guard bridge.utf8.count < 16 else { throw ConfigError.interfaceNameTooLong(key: "bridge", name: bridge) }
             let modeText = option.string("mode") ?? BridgeMode.direct.rawValue
             guard let mode = BridgeMode(rawValue: modeText) else {
-                throw RunError.usage("--net mode=\(modeText): expected direct or networkd")
+                throw ConfigError.unknownBridgeMode(modeText)
             }
             host = .bridge(bridge, mode: mode)
         }
         if let nicID = option.string("id") {
             guard VMID.isValid(nicID, maxLength: Self.maxNICIDLength) else {
-                throw RunError.usage("--net id=\(nicID): use 1 to \(Self.maxNICIDLength) characters from a-z A-Z 0-9 _ - (the TAP is named tap-<id>)")
+                throw ConfigError.invalidNICID(nicID)
             }
             id = nicID
         }
         if let text = option.string("mac") {
-            guard let mac = MACAddress(text) else { throw RunError.usage("--net mac=\(text): not a MAC address (like 52:54:00:12:34:56)") }
-            guard mac.isUnicast else { throw RunError.usage("--net mac=\(text): a NIC needs a unicast address (first byte even)") }
+            guard let mac = MACAddress(text) else { throw ConfigError.invalidMAC(text) }
+            guard mac.isUnicast else { throw ConfigError.multicastMAC(text) }
             self.mac = mac
         }
         if option.string("mtu") != nil { mtu = try option.int("mtu", default: 1500, range: 68...65535) }

@@ -37,7 +37,7 @@ public struct VMConfigFile: Equatable {
         do {
             fd = try FileDescriptor.open(path, .readOnly, options: .closeOnExec)
         } catch {
-            throw RunError.usage("--config \(path): \(error) — check the path")
+            throw ConfigError.configUnopenable(path: path, error as? Errno ?? .ioError)
         }
         defer { try? fd.close() }
         var bytes: [UInt8] = []
@@ -46,7 +46,7 @@ public struct VMConfigFile: Equatable {
             let n = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
             if n == 0 { break }
             bytes += chunk[0..<n]
-            guard bytes.count <= 1 << 20 else { throw RunError.usage("--config \(path): larger than 1 MiB; is it a VM config?") }
+            guard bytes.count <= 1 << 20 else { throw ConfigError.configTooLarge(path: path) }
         }
         return try parse(bytes, file: path)
     }
@@ -56,7 +56,7 @@ public struct VMConfigFile: Equatable {
         do {
             root = try JSONValue.parse(bytes)
         } catch {
-            throw RunError.usage("\(file): not valid JSON (\(error))")
+            throw ConfigError.configNotJSON(file: file, reason: "\(error)")
         }
         let reader = ConfigReader()
         var config = VMConfigFile()

@@ -10,7 +10,7 @@ public struct VMID: Equatable, CustomStringConvertible {
 
     public init(given text: String) throws {
         guard Self.isValid(text, maxLength: Self.maxLength) else {
-            throw RunError.usage("--id \(text): use 1 to \(Self.maxLength) characters from a-z A-Z 0-9 _ -")
+            throw ConfigError.invalidVMID(text)
         }
         value = text
         isGiven = true

@@ -20,7 +20,7 @@ final class MetricsWriter: @unchecked Sendable {
             fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate, .closeOnExec],
                                          permissions: [.ownerReadWrite, .groupRead])
         } catch {
-            throw RunError.usage("--metrics \(path): \(error) — check the directory exists and is writable")
+            throw MetricsError.cannotOpen(path: path, error as? Errno ?? .ioError)
         }
         self.vmm = vmm
         self.devices = devices

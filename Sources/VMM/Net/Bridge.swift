@@ -14,10 +14,10 @@ struct Bridge {
         self.name = name
         self.sysfs = sysfs
         guard HostFS.exists("\(sysfs)/\(name)") else {
-            throw RunError.usage("bridge \(name) not found — create it (ip link add \(name) type bridge) or install configs/networkd/10-volt-vmm-br0.*")
+            throw HostNetworkError.bridgeNotFound(name)
         }
         guard HostFS.exists("\(sysfs)/\(name)/bridge") else {
-            throw RunError.usage("--net bridge=\(name): \(name) is not a bridge — name a bridge (ip -d link show type bridge)")
+            throw HostNetworkError.notABridge(name)
         }
     }
 
@@ -46,10 +46,10 @@ struct Bridge {
     /// Makes interface `port` a port of this bridge.
     func attach(_ port: String) throws {
         let index = if_nametoindex(port)
-        guard index != 0 else { throw RunError.system("bridge \(name): interface \(port) vanished before it could join") }
+        guard index != 0 else { throw HostNetworkError.portVanished(bridge: name, port: port) }
         let r = volt_netif_bridge_add(name, Int32(index))
         guard r >= 0 else {
-            throw RunError.system("bridge \(name): cannot add \(port) as a port: \(Errno(rawValue: -r)) — run as root (CAP_NET_ADMIN)")
+            throw HostNetworkError.addPortFailed(bridge: name, port: port, Errno(rawValue: -r))
         }
     }
 }
@@ -58,12 +58,12 @@ struct Bridge {
 enum NetInterface {
     static func setUp(_ name: String) throws {
         let r = volt_netif_set_up(name)
-        guard r >= 0 else { throw RunError.system("cannot bring \(name) up: \(Errno(rawValue: -r)) — run as root (CAP_NET_ADMIN)") }
+        guard r >= 0 else { throw HostNetworkError.linkUpFailed(name, Errno(rawValue: -r)) }
     }
 
     static func setMTU(_ name: String, _ mtu: Int) throws {
         let r = volt_netif_set_mtu(name, Int32(mtu))
-        guard r >= 0 else { throw RunError.system("cannot set the MTU of \(name) to \(mtu): \(Errno(rawValue: -r))") }
+        guard r >= 0 else { throw HostNetworkError.setMTUFailed(name, mtu: mtu, Errno(rawValue: -r)) }
     }
 
     static func exists(_ name: String) -> Bool { if_nametoindex(name) != 0 }

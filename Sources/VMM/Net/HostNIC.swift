@@ -20,10 +20,10 @@ public struct NICPlan: Equatable {
         var names: Set<String> = [], macs: Set<MACAddress> = []
         for plan in plans {
             guard names.insert(plan.tapName).inserted else {
-                throw RunError.usage("--net: two NICs use the TAP \(plan.tapName) — give each NIC its own tap= or id=")
+                throw HostNetworkError.tapNameTaken(plan.tapName)
             }
             if let mac = plan.spec.mac, !macs.insert(mac).inserted {
-                throw RunError.usage("--net mac=\(mac): given to two NICs — each NIC needs its own MAC")
+                throw HostNetworkError.macTaken(mac.description)
             }
         }
         return plans
@@ -70,7 +70,7 @@ final class HostNIC {
             mac = Self.chooseMAC(plan: plan, vmID: vmID, taken: taken, onBridge: bridge.knownMACs(), bridge: bridgeName,
                                  name: name, logger: logger)
             guard !NetInterface.exists(plan.tapName) else {
-                throw RunError.usage("--net bridge=\(bridgeName): interface \(plan.tapName) already exists — another VM with --id \(vmID) may be running; choose another --id (or id=), or delete it (ip link del \(plan.tapName))")
+                throw HostNetworkError.tapExists(bridge: bridgeName, tap: plan.tapName, vmID: vmID)
             }
             var opened: TapDevice?
             if mode == .networkd {

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import SystemPackage
 
 /// The two systemd-networkd units that make one VM TAP a bridge port
 /// (`--net bridge=BR,mode=networkd`): `50-vm-<name>.netdev` creates the TAP,
@@ -97,7 +98,7 @@ struct Networkd {
 
     func write(_ units: NetworkdUnits) throws -> [String] {
         if !HostFS.exists(directory) && mkdir(directory, 0o755) != 0 && errno != EEXIST {
-            throw RunError.system("networkd: cannot create \(directory): \(String(cString: strerror(errno))) — run as root or set VOLT_NETWORKD_DIR")
+            throw HostNetworkError.networkdDirectoryFailed(directory, Errno(rawValue: errno))
         }
         var written: [String] = []
         for (file, text) in [(units.netdevFile, units.netdev), (units.networkFile, units.network)] {
@@ -106,7 +107,7 @@ struct Networkd {
                 try HostFS.write(path, text)
             } catch {
                 for done in written { unlink(done) }
-                throw RunError.system("networkd: cannot write \(path): \(error) — run as root or set VOLT_NETWORKD_DIR")
+                throw HostNetworkError.networkdWriteFailed(path: path, error)
             }
             written.append(path)
         }

@@ -14,10 +14,10 @@ final class TapDevice {
     /// a TAP is an error, never silently created.
     convenience init(existing name: String, queuePairs: Int) throws {
         guard if_nametoindex(name) != 0 else {
-            throw RunError.usage("--net tap=\(name): no such interface — create it (ip tuntap add \(name) mode tap vnet_hdr\(queuePairs > 1 ? " multi_queue" : "")) or use bridge=BR")
+            throw HostNetworkError.tapNotFound(name, multiQueue: queuePairs > 1)
         }
         guard access("/sys/class/net/\(name)/tun_flags", F_OK) == 0 else {
-            throw RunError.usage("--net tap=\(name): the interface is not a TAP device")
+            throw HostNetworkError.notATap(name)
         }
         try self.init(name: name, queuePairs: queuePairs)
     }
@@ -45,18 +45,13 @@ final class TapDevice {
         for q in queues { try? q.close() }
     }
 
-    private static func openError(name: String, errno: Errno, multiQueue: Bool) -> RunError {
+    private static func openError(name: String, errno: Errno, multiQueue: Bool) -> HostNetworkError {
         switch errno {
-        case .noSuchFileOrDirectory:
-            return .system("--net tap=\(name): /dev/net/tun is missing — load the tun module (modprobe tun)")
-        case .notPermitted, .permissionDenied:
-            return .system("--net tap=\(name): permission denied — run as root, or create the TAP for this user (ip tuntap add \(name) mode tap user $USER vnet_hdr\(multiQueue ? " multi_queue" : ""))")
-        case .invalidArgument:
-            return .usage("--net tap=\(name): the existing TAP's flags do not match — recreate it with vnet_hdr\(multiQueue ? " and multi_queue" : "") (ip tuntap add \(name) mode tap vnet_hdr\(multiQueue ? " multi_queue" : ""))")
-        case .resourceBusy:
-            return .usage("--net tap=\(name): the TAP is in use by another process")
-        default:
-            return .system("--net tap=\(name): cannot open: \(errno)")
+        case .noSuchFileOrDirectory: return .tunMissing(name)
+        case .notPermitted, .permissionDenied: return .tapPermissionDenied(name, multiQueue: multiQueue)
+        case .invalidArgument: return .tapFlagsMismatch(name, multiQueue: multiQueue)
+        case .resourceBusy: return .tapBusy(name)
+        default: return .tapOpenFailed(name, errno)
         }
     }
 }

@@ -67,7 +67,7 @@ final class VhostNetBackend: VirtioDeviceBackend, @unchecked Sendable {
                 try device.setMemoryTable(memory.regions.map { ($0.guestBase, $0.size, memory.hostAddress(of: $0)) })
                 let offload = NetDeviceModel.tapOffload(acked: features)
                 guard volt_tap_set_offload(tapFD, offload) >= 0 else {
-                    throw RunError.system("\(name): the TAP refuses TUNSETOFFLOAD 0x\(String(offload, radix: 16)) for the offloads the driver acked")
+                    throw VhostNetError.offloadRefused(device: name, offload: offload)
                 }
                 for (index, q) in queues.sorted(by: { $0.key < $1.key }) where index < 2 {
                     started.append(index)   // before SET_BACKEND: a failure below stops it again

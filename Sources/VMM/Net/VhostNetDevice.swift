@@ -101,6 +101,8 @@ enum VhostNetError: Error, CustomStringConvertible {
     case open(path: String, Errno)
     case ioctl(path: String, request: String, Errno)
     case unsupported(String)
+    /// TUNSETOFFLOAD refused what the driver acked (at DRIVER_OK).
+    case offloadRefused(device: String, offload: UInt32)
 
     var description: String {
         switch self {
@@ -112,6 +114,8 @@ enum VhostNetError: Error, CustomStringConvertible {
             return "\(request) on \(path) failed: \(errno)"
         case let .unsupported(why):
             return why
+        case let .offloadRefused(device, offload):
+            return "\(device): the TAP refuses TUNSETOFFLOAD 0x\(String(offload, radix: 16)) for the offloads the driver acked"
         }
     }
 }

@@ -40,7 +40,7 @@ final class Launcher: @unchecked Sendable {
                 }
             }
         }
-        guard fd >= 0 else { throw RunError.system("cannot fork the launcher process: \(Errno(rawValue: -fd))") }
+        guard fd >= 0 else { throw ProcessError.launcherForkFailed(Errno(rawValue: -fd)) }
         pid = launcherPID
         self.commands = commands
         self.files = files
@@ -61,7 +61,7 @@ final class Launcher: @unchecked Sendable {
         if failed > 0 { _ = try? Subprocess.wait(failed) }
         guard result >= 0 else {
             let what = commands.indices.contains(index) ? commands[index].executable : "command \(index)"
-            throw RunError.system("launcher: cannot start \(what): \(Errno(rawValue: -result))")
+            throw ProcessError.launcherStartFailed(what: what, Errno(rawValue: -result))
         }
         return pid_t(result)
     }
@@ -82,7 +82,7 @@ final class Launcher: @unchecked Sendable {
         let result = socket.withLock { volt_launcher_unlink($0, UInt32(index)) }
         guard result >= 0 else {
             let what = files.indices.contains(index) ? files[index] : "file \(index)"
-            throw RunError.system("launcher: cannot remove \(what): \(Errno(rawValue: -result))")
+            throw ProcessError.launcherRemoveFailed(what: what, Errno(rawValue: -result))
         }
     }
 }

@@ -19,12 +19,12 @@ final class WorkerProcess: @unchecked Sendable {
     static func executable(_ name: String) throws -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { throw RunError.system("cannot find volt-vmm's own path (/proc/self/exe)") }
+        guard n > 0 else { throw ProcessError.ownPathUnknown }
         let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let dir = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         let path = "\(dir)/\(name)"
         guard access(path, X_OK) == 0 else {
-            throw RunError.system("worker executable \(path) not found — build it (swift build) or install it next to volt-vmm")
+            throw ProcessError.workerExecutableMissing(path: path)
         }
         return path
     }
@@ -48,7 +48,7 @@ final class WorkerProcess: @unchecked Sendable {
             // No kill(2) here (seccomp): hanging up makes the worker exit, then it is reaped.
             ours.shutdown()
             _ = try? Subprocess.wait(pid)
-            throw RunError.system("pidfd_open(\(pid)) for \(name): \(Errno(rawValue: -pidFD))")
+            throw ProcessError.pidfdOpenFailed(pid: pid, worker: name, Errno(rawValue: -pidFD))
         }
         return (WorkerProcess(name: name, pid: pid, pidFD: pidFD), ours)
     }

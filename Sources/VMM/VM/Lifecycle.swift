@@ -1,5 +1,6 @@
 import CShim
 import Glibc
+import SystemPackage
 import Synchronization
 
 /// How a VM run ended. The first outcome reported wins.
@@ -28,7 +29,7 @@ final class Lifecycle: Sendable {
 
     init() throws {
         let fd = volt_eventfd(0, VOLT_EFD_CLOEXEC)
-        guard fd >= 0 else { throw RunError.system("eventfd: \(String(cString: strerror(-fd)))") }
+        guard fd >= 0 else { throw MachineError.eventfdFailed(Errno(rawValue: -fd)) }
         wakeFD = fd
     }
 

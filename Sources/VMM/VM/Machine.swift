@@ -61,7 +61,7 @@ public final class Machine {
         let hypervisor = try Hypervisor()
         let maxVCPUs = min(hypervisor.maxVCPUs, MPTable.maxCPUs)
         guard (1...maxVCPUs).contains(config.vcpus) else {
-            throw RunError.usage("--vcpus \(config.vcpus): this host's KVM allows 1 to \(maxVCPUs) vCPUs per VM")
+            throw MachineError.vcpusUnsupported(requested: config.vcpus, max: maxVCPUs)
         }
         let memory = try GuestMemory(size: config.memoryBytes)
         let vm = try VirtualMachine(hypervisor: hypervisor, memory: memory)
@@ -213,12 +213,12 @@ extension Machine {
             let abi = try Sandbox.lockDownFileSystem(keeping: grants)
             logger.info("volt-vmm: Landlock ABI \(abi): no file-system access beyond removing \(config.runtimeDirectory ?? "nothing")")
         } catch {
-            throw RunError.system("cannot restrict volt-vmm with Landlock: \(error) — needs Linux 5.13+ with Landlock enabled (lsm=landlock); --no-landlock runs without it (unsafe)")
+            throw MachineError.landlockFailed(error)
         }
         do {
             try Sandbox.dropAllCapabilities()
         } catch {
-            throw RunError.system("cannot drop volt-vmm's capabilities after setup: \(error) — --no-landlock skips the lock-down (unsafe)")
+            throw MachineError.capabilityDropFailed(error)
         }
     }
 

@@ -26,18 +26,18 @@ public final class RuntimeDirectory {
     init(id: VMID, base: String) throws {
         path = "\(base)/\(id)"
         if mkdir(base, 0o755) != 0 && errno != EEXIST {
-            throw RunError.system("\(base): cannot create the runtime directory: \(Errno(rawValue: errno)) — run as root or set VOLT_RUNTIME_DIR")
+            throw RuntimeDirectoryError.baseUncreatable(base, Errno(rawValue: errno))
         }
         if mkdir(path, 0o700) != 0 {
             guard errno == EEXIST else {
-                throw RunError.system("\(path): cannot create: \(Errno(rawValue: errno))")
+                throw RuntimeDirectoryError.uncreatable(path, Errno(rawValue: errno))
             }
             if let pid = Self.readPID(path), pid != getpid(), kill(pid, 0) == 0 || errno == EPERM {
-                throw RunError.usage("--id \(id): a VM with this id is already running (pid \(pid)) — pick another id")
+                throw RuntimeDirectoryError.alreadyRunning(id: id, pid: pid)
             }
             Self.removeTree(path)   // stale: its VM is gone
             guard mkdir(path, 0o700) == 0 else {
-                throw RunError.system("\(path): cannot create: \(Errno(rawValue: errno))")
+                throw RuntimeDirectoryError.uncreatable(path, Errno(rawValue: errno))
             }
         }
         try writePID()
@@ -61,7 +61,7 @@ public final class RuntimeDirectory {
             defer { try? fd.close() }
             _ = try fd.writeAll(text.utf8)
         } catch {
-            throw RunError.system("\(path)/pid: cannot write: \(error)")
+            throw RuntimeDirectoryError.pidFileUnwritable(directory: path, error as? Errno ?? .ioError)
         }
     }
 

@@ -35,7 +35,7 @@ final class OSThread: @unchecked Sendable {
         }, box)
         guard r == 0 else {
             Unmanaged<Box>.fromOpaque(box).release()
-            throw RunError.system("cannot start thread \(name): error \(r)")
+            throw MachineError.threadStartFailed(name: name, code: r)
         }
         while !object.ready.load(ordering: .acquiring) { sched_yield() }
     }

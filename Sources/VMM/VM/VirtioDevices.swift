@@ -55,7 +55,7 @@ struct VirtioDevices {
          openVhostNet: @escaping () throws -> VhostKernelDevice = { try VhostNetDevice() }) throws {
         self.openVhostNet = openVhostNet
         guard specs.count <= Self.maxDevices else {
-            throw RunError.usage("\(specs.count) virtio devices requested; volt-vmm supports at most \(Self.maxDevices) per VM")
+            throw DeviceError.tooManyDevices(requested: specs.count, limit: Self.maxDevices)
         }
         var nicPlans = try NICPlan.plans(for: specs.compactMap { if case let .net(net) = $0 { net } else { nil } }, vmID: vmID)[...]
         var host = NetHostContext(vmID: vmID)
@@ -224,7 +224,7 @@ struct VirtioDevices {
             pages.append((name, page))
             return spawned
         case let .net(net):
-            guard let nic, let tap = nic.tap else { throw RunError.system("\(name): no host NIC was set up") }
+            guard let nic, let tap = nic.tap else { throw DeviceError.noHostNIC(device: name) }
             let page = try MetricsPage.create()
             var args = socketArgs + ["--num-queue-pairs", "\(net.queues)",
                                      "--metrics-fd", "\(WorkerProcess.socketFD + 1 + CInt(tap.queues.count))"]
@@ -254,7 +254,7 @@ struct VirtioDevices {
             // A worker that died during the handshake (e.g. `--fault DEVICE:syscall`) is
             // named with how it ended: that, not the closed socket, is the cause.
             if let end = worker.process.waitForExit(milliseconds: 500) {
-                throw RunError.system("\(name): \(kind) worker for \(name) \(worker.describe(end, pid: worker.process.pid)) during the vhost-user handshake")
+                throw DeviceError.workerEnded(device: name, worker: "\(kind) worker for \(name)", how: worker.describe(end, pid: worker.process.pid))
             }
             worker.stop()
             throw error
@@ -265,7 +265,7 @@ struct VirtioDevices {
         do {
             return try Frontend.connect(path: socket)
         } catch {
-            throw RunError.usage("--\(spec.kind) \(socket): cannot connect (\(error)) — start the backend first and pass its socket path")
+            throw DeviceError.backendUnreachable(kind: spec.kind, socket: socket, error)
         }
     }
 }

@@ -23,7 +23,7 @@ struct QueueNotifiers {
 
     private static func eventFD() throws -> OwnedFD {
         let fd = volt_eventfd(0, VOLT_EFD_CLOEXEC | VOLT_EFD_NONBLOCK)
-        guard fd >= 0 else { throw RunError.system("eventfd: \(Errno(rawValue: -fd))") }
+        guard fd >= 0 else { throw DeviceError.eventfdFailed(Errno(rawValue: -fd)) }
         return OwnedFD(taking: fd)
     }
 }

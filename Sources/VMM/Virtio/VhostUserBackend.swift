@@ -88,7 +88,7 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
         do {
             let features = try frontend.getFeatures()
             guard features & Self.featureVersion1 != 0 else {
-                throw RunError.system("\(name): the vhost-user backend does not offer VIRTIO_F_VERSION_1; volt-vmm drives modern virtio only")
+                throw DeviceError.noVersion1(device: name)
             }
             var acked: UInt64 = 0
             if features & Self.featureProtocolFeatures != 0 {
@@ -101,11 +101,11 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
                 queues = Int(clamping: try frontend.getQueueNum())
             }
             guard (1...64).contains(queues) else {
-                throw RunError.system("\(name): the backend reports \(queues) queues; expected 1 to 64")
+                throw DeviceError.queueCountOutOfRange(device: name, queues: queues)
             }
             return Handshake(features: features, protocolFeatures: acked, queues: queues)
         } catch let error as VhostUserError {
-            throw RunError.system("\(name): vhost-user handshake failed: \(error)")
+            throw DeviceError.handshakeFailed(device: name, error)
         }
     }
 
@@ -176,7 +176,7 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
                     s.down = true
                     return
                 }
-                throw RunError.system("\(name): vhost-user setup at DRIVER_OK failed: \(error)")
+                throw DeviceError.activationFailed(device: name, error)
             }
         }
     }
@@ -226,7 +226,7 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
         let handshake = try Self.handshake(name, frontend, wanted: wanted, defaultQueues: queueMaxSizes.count)
         guard handshake.features == backendFeatures, handshake.protocolFeatures == protocolFeatures,
               handshake.queues == queueMaxSizes.count else {
-            throw RunError.system("\(name): the restarted backend offers different features or queues (0x\(String(handshake.features, radix: 16)), \(handshake.queues) queues)")
+            throw DeviceError.restartedBackendDiffers(device: name, features: handshake.features, queues: handshake.queues)
         }
         try session.withLock { s in
             do {
@@ -244,7 +244,7 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
                     }
                 }
             } catch let error as VhostUserError {
-                throw RunError.system("\(name): replaying the device state on the restarted backend failed: \(error)")
+                throw DeviceError.replayFailed(device: name, error)
             }
             s.frontend = frontend
             s.down = false

@@ -268,7 +268,7 @@ final class VirtioMMIOTransport: MMIODevice {
         ]
         for (what, address, length, alignment) in parts {
             guard address % alignment == 0, memory.contains(address, length: length) else {
-                throw RunError.system("queue \(index) \(what) at 0x\(String(address, radix: 16)) (\(length) bytes) is not aligned guest RAM")
+                throw DeviceError.ringNotInGuestRAM(queue: index, part: what, address: address, length: length)
             }
         }
     }
