@@ -1,3 +1,5 @@
+import VirtioCore
+
 /// Everything that can go wrong placing a kernel, initrd, command line and boot
 /// information in guest RAM (identifying the kernel is `KernelImageError`).
 /// Each message is one line that names the file or value at fault and the fix.
@@ -14,7 +16,7 @@ public enum BootLoaderError: Error, Equatable, CustomStringConvertible {
     case cmdlineTooLong(length: Int, limit: Int)
     case cmdlineContainsNUL
     case tooManyMemoryMapEntries(count: Int, limit: Int)
-    case guestMemory(what: String, GuestMemoryError)
+    case guestMemory(what: String, MemoryMapError)
 
     public var description: String {
         switch self {

@@ -34,16 +34,14 @@ enum BzImageLoader {
         let end = max(loadAddress + payloadSize, runtimeStart + UInt64(header.initSize))
         let lowEnd = ELFLoader.lowRAMSize(memory)
         guard end <= lowEnd else { throw .kernelDoesNotFit(path: path, end: end, ramSize: lowEnd) }
-        let destination: UnsafeMutableRawPointer
+        let destination: UnsafeMutableRawBufferPointer
         do {
-            destination = try memory.pointer(at: loadAddress, length: payloadSize)
+            destination = try memory.buffer(at: loadAddress, length: payloadSize)
         } catch {
             throw .guestMemory(what: "the kernel \(path)", error)
         }
         image.withUnsafeBytes { source in
-            if let base = source.baseAddress {
-                memcpy(destination, base + Int(header.kernelOffset), Int(payloadSize))
-            }
+            destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[Int(header.kernelOffset)...]))
         }
         return Loaded(entry: loadAddress + entryOffset, end: end)
     }

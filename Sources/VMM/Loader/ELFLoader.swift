@@ -19,19 +19,20 @@ enum ELFLoader {
             end = max(end, segment.physicalAddress + segment.memorySize)
         }
         for (index, segment) in elf.segments.enumerated() where segment.memorySize > 0 {
-            let destination: UnsafeMutableRawPointer
+            let destination: UnsafeMutableRawBufferPointer
             do {
-                destination = try memory.pointer(at: segment.physicalAddress, length: segment.memorySize)
+                destination = try memory.buffer(at: segment.physicalAddress, length: segment.memorySize)
             } catch {
                 throw .guestMemory(what: "\(path) segment \(index)", error)
             }
             // KernelImage checked fileOffset + fileSize <= image.count and fileSize <= memorySize.
+            let fileOffset = Int(segment.fileOffset), fileSize = Int(segment.fileSize)
             image.withUnsafeBytes { source in
-                if segment.fileSize > 0, let base = source.baseAddress {
-                    memcpy(destination, base + Int(segment.fileOffset), Int(segment.fileSize))
-                }
+                UnsafeMutableRawBufferPointer(rebasing: destination[..<fileSize])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[fileOffset ..< fileOffset + fileSize]))
             }
-            memset(destination + Int(segment.fileSize), 0, Int(segment.memorySize - segment.fileSize))
+            let bss = UnsafeMutableRawBufferPointer(rebasing: destination[fileSize...])
+            if let start = bss.baseAddress { memset(start, 0, bss.count) }
         }
         return end
     }

@@ -57,13 +57,13 @@ enum InitrdLoader {
             throw .initrdDoesNotFit(path: file.path, size: file.size, lowest: lowest,
                                     ceiling: min(limit, ELFLoader.lowRAMSize(memory)), ramSize: memory.size)
         }
-        let destination: UnsafeMutableRawPointer
+        let destination: UnsafeMutableRawBufferPointer
         do {
-            destination = try memory.pointer(at: address, length: file.size)
+            destination = try memory.buffer(at: address, length: file.size)
         } catch {
             throw .guestMemory(what: "initrd \(file.path)", error)
         }
-        try file.read(into: UnsafeMutableRawBufferPointer(start: destination, count: Int(file.size)), at: 0)
+        try file.read(into: destination, at: 0)
         return (address, file.size)
     }
 }

@@ -41,25 +41,25 @@ enum PVHStartInfo {
         let modlist = modlistAddress(memmapEntries: memoryMap.count)
         do {
             try memory.write([UInt8](repeating: 0, count: Int(pageSize)), at: base)
-            try memory.writeValue(magic.littleEndian, at: base + magicOffset)
-            try memory.writeValue(version.littleEndian, at: base + versionOffset)
+            try memory.writeValue(magic, at: base + magicOffset)
+            try memory.writeValue(version, at: base + versionOffset)
             try memory.writeValue(UInt32(0), at: base + flagsOffset)
-            try memory.writeValue(cmdlineAddress.littleEndian, at: base + cmdlinePaddrOffset)
+            try memory.writeValue(cmdlineAddress, at: base + cmdlinePaddrOffset)
             try memory.writeValue(UInt64(0), at: base + rsdpPaddrOffset)  // no ACPI tables
-            try memory.writeValue(memmapAddress.littleEndian, at: base + memmapPaddrOffset)
-            try memory.writeValue(UInt32(memoryMap.count).littleEndian, at: base + memmapEntriesOffset)
+            try memory.writeValue(memmapAddress, at: base + memmapPaddrOffset)
+            try memory.writeValue(UInt32(memoryMap.count), at: base + memmapEntriesOffset)
             for (i, entry) in memoryMap.enumerated() {
                 let at = memmapAddress + UInt64(i) * memmapEntrySize
-                try memory.writeValue(entry.address.littleEndian, at: at)
-                try memory.writeValue(entry.size.littleEndian, at: at + 8)
-                try memory.writeValue(entry.kind.rawValue.littleEndian, at: at + 16)
+                try memory.writeValue(entry.address, at: at)
+                try memory.writeValue(entry.size, at: at + 8)
+                try memory.writeValue(entry.kind.rawValue, at: at + 16)
                 try memory.writeValue(UInt32(0), at: at + 20)
             }
             if let initrd {
-                try memory.writeValue(UInt32(1).littleEndian, at: base + nrModulesOffset)
-                try memory.writeValue(modlist.littleEndian, at: base + modlistPaddrOffset)
-                try memory.writeValue(initrd.address.littleEndian, at: modlist)
-                try memory.writeValue(initrd.size.littleEndian, at: modlist + 8)
+                try memory.writeValue(UInt32(1), at: base + nrModulesOffset)
+                try memory.writeValue(modlist, at: base + modlistPaddrOffset)
+                try memory.writeValue(initrd.address, at: modlist)
+                try memory.writeValue(initrd.size, at: modlist + 8)
                 // cmdline_paddr 0 (no module command line) and reserved are already zero.
             }
         } catch {

@@ -1,25 +1,28 @@
-import CShim
-import Glibc
-import SystemPackage
+import VirtioCore
 
-public enum GuestMemoryError: Error, CustomStringConvertible, Equatable {
-    case outOfRange(address: UInt64, length: UInt64)
-    case creationFailed(String)
+/// Why the VM's guest RAM could not be made (accesses fail with VirtioCore's `MemoryMapError`).
+enum GuestMemoryError: Error, CustomStringConvertible, Equatable {
+    case invalidSize(UInt64)
+    case file(MemoryMapError)
 
-    public var description: String {
+    var description: String {
         switch self {
-        case let .outOfRange(address, length):
-            return "guest memory access of \(length) bytes at 0x\(String(address, radix: 16)) is outside guest RAM"
-        case let .creationFailed(why):
-            return "cannot create guest memory: \(why)"
+        case let .invalidSize(size):
+            return "cannot create guest memory: size \(size) must be a multiple of 4 KiB and at least \(Layout.minimumMemory >> 20) MiB"
+        case let .file(error):
+            return "\(error)"
         }
     }
 }
 
-/// All guest RAM: one memfd (so device workers can map it too), mapped MAP_SHARED
-/// once, laid out around the MMIO hole below 4 GiB. Every access is bounds-checked;
-/// no raw pointer leaves this type except to KVM and for bulk I/O by trusted VMM code.
-final class GuestMemory: @unchecked Sendable {
+/// All guest RAM as volt-vmm lays it out: one memfd ("volt-guest-ram", so device workers can
+/// map it too), MAP_NORESERVE and MADV_DONTFORK (the launcher, forked later, never maps it),
+/// split around the MMIO hole below 4 GiB. Every access is bounds-checked by VirtioCore's
+/// `MemoryMap`; host addresses leave only for KVM's memory slots and the vhost memory tables.
+///
+/// The accessors take guest-physical addresses as `UInt64`, as `Layout` and the loaders
+/// compute them, and wrap them in `GuestAddress` for the map.
+final class GuestMemory: Sendable {
     struct Region: Equatable {
         let guestBase: UInt64
         let size: UInt64
@@ -30,8 +33,9 @@ final class GuestMemory: @unchecked Sendable {
 
     let size: UInt64
     let regions: [Region]
-    let fd: FileDescriptor
-    private let base: UnsafeMutableRawPointer
+    let file: GuestMemoryFile
+    /// The regions as a vhost-user backend maps them: `map.descriptors` is the memory table.
+    let map: MemoryMap
 
     /// Splits `size` bytes of RAM around the MMIO hole: [0, hole) and [4 GiB, ...).
     static func layout(size: UInt64) -> [Region] {
@@ -43,76 +47,51 @@ final class GuestMemory: @unchecked Sendable {
         return regions
     }
 
-    init(size: UInt64) throws {
-        guard size >= Layout.minimumMemory, size % 4096 == 0 else {
-            throw GuestMemoryError.creationFailed("size \(size) must be a multiple of 4 KiB and at least \(Layout.minimumMemory >> 20) MiB")
+    init(size: UInt64) throws(GuestMemoryError) {
+        guard size >= Layout.minimumMemory, size % 4096 == 0 else { throw .invalidSize(size) }
+        let regions = Self.layout(size: size)
+        do {
+            file = try GuestMemoryFile(size: size, name: "volt-guest-ram", noReserve: true, doNotFork: true)
+            map = try MemoryMap(frontend: file, regions: regions.map {
+                FrontendRegion(guestAddress: GuestAddress($0.guestBase), size: $0.size, fileOffset: $0.fileOffset)
+            })
+        } catch {
+            throw .file(error)
         }
-        let memfd = volt_memfd_create("volt-guest-ram", VOLT_MFD_CLOEXEC | VOLT_MFD_ALLOW_SEALING)
-        guard memfd >= 0 else { throw GuestMemoryError.creationFailed("memfd_create: \(Errno(rawValue: -memfd))") }
-        let fd = FileDescriptor(rawValue: memfd)
-        guard ftruncate(memfd, off_t(size)) == 0 else {
-            let err = Errno(rawValue: errno)
-            try? fd.close()
-            throw GuestMemoryError.creationFailed("ftruncate(\(size)): \(err)")
-        }
-        let ptr = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memfd, 0)
-        guard let ptr, ptr != MAP_FAILED else {
-            let err = Errno(rawValue: errno)
-            try? fd.close()
-            throw GuestMemoryError.creationFailed("mmap(\(size)): \(err)")
-        }
-        // Not inherited by fork: the launcher (forked after this) never maps guest RAM.
-        _ = madvise(ptr, Int(size), MADV_DONTFORK)
         self.size = size
-        self.fd = fd
-        self.base = ptr
-        self.regions = GuestMemory.layout(size: size)
-    }
-
-    deinit {
-        munmap(base, Int(size))
-        try? fd.close()
+        self.regions = regions
     }
 
     /// Host address of the start of a region, for KVM_SET_USER_MEMORY_REGION.
     func hostAddress(of region: Region) -> UInt64 {
-        UInt64(UInt(bitPattern: base + Int(region.fileOffset)))
+        file.userAddress(atOffset: region.fileOffset)
     }
 
-    /// A host pointer to `length` bytes at guest-physical `address`, or an error if any
-    /// byte falls outside one RAM region (accesses never straddle the hole).
-    func pointer(at address: UInt64, length: UInt64) throws(GuestMemoryError) -> UnsafeMutableRawPointer {
-        for region in regions where address >= region.guestBase && address < region.guestEnd {
-            let (end, overflow) = address.addingReportingOverflow(length)
-            guard !overflow, end <= region.guestEnd else { break }
-            return base + Int(region.fileOffset + (address - region.guestBase))
-        }
-        throw GuestMemoryError.outOfRange(address: address, length: length)
+    /// The `length` bytes at guest-physical `address`, all inside one region (accesses never
+    /// straddle the hole): for the loaders' bulk copies and the rings' host addresses.
+    func buffer(at address: UInt64, length: UInt64) throws(MemoryMapError) -> UnsafeMutableRawBufferPointer {
+        try map.buffer(at: GuestAddress(address), length: length)
     }
 
     func contains(_ address: UInt64, length: UInt64) -> Bool {
-        (try? pointer(at: address, length: length)) != nil
+        map.contains(GuestAddress(address), length: length)
     }
 
-    func write(_ bytes: some Collection<UInt8>, at address: UInt64) throws(GuestMemoryError) {
-        let dst = try pointer(at: address, length: UInt64(bytes.count))
-        let buffer = UnsafeMutableRawBufferPointer(start: dst, count: bytes.count)
-        buffer.copyBytes(from: bytes)
+    func write(_ bytes: [UInt8], at address: UInt64) throws(MemoryMapError) {
+        try map.write(bytes, at: GuestAddress(address))
     }
 
-    func read(at address: UInt64, count: Int) throws(GuestMemoryError) -> [UInt8] {
-        let src = try pointer(at: address, length: UInt64(count))
-        return Array(UnsafeRawBufferPointer(start: src, count: count))
+    func read(at address: UInt64, count: Int) throws(MemoryMapError) -> [UInt8] {
+        try map.read(at: GuestAddress(address), count: count)
     }
 
-    /// Writes a trivially-copyable value (little-endian host layout, as the guest expects on x86).
-    func writeValue<T: BitwiseCopyable>(_ value: T, at address: UInt64) throws(GuestMemoryError) {
-        let dst = try pointer(at: address, length: UInt64(MemoryLayout<T>.size))
-        dst.storeBytes(of: value, as: T.self)
+    /// Stores an integer little-endian, as the guest expects on x86.
+    func writeValue<T: FixedWidthInteger & UnsignedInteger>(_ value: T, at address: UInt64) throws(MemoryMapError) {
+        try map.store(value, at: GuestAddress(address))
     }
 
-    func readValue<T: BitwiseCopyable>(_: T.Type, at address: UInt64) throws(GuestMemoryError) -> T {
-        let src = try pointer(at: address, length: UInt64(MemoryLayout<T>.size))
-        return src.loadUnaligned(as: T.self)
+    /// Loads a little-endian integer.
+    func readValue<T: FixedWidthInteger & UnsignedInteger>(_: T.Type, at address: UInt64) throws(MemoryMapError) -> T {
+        try map.load(T.self, at: GuestAddress(address))
     }
 }

@@ -64,7 +64,7 @@ final class VhostNetBackend: VirtioDeviceBackend, @unchecked Sendable {
         try started.withLock { started in
             do {
                 try device.setFeatures(features & device.features)
-                try device.setMemoryTable(memory.regions.map { ($0.guestBase, $0.size, memory.hostAddress(of: $0)) })
+                try device.setMemoryTable(memory.map.descriptors.map { ($0.guestAddress.rawValue, $0.size, $0.userAddress) })
                 let offload = NetDeviceModel.tapOffload(acked: features)
                 guard volt_tap_set_offload(tapFD, offload) >= 0 else {
                     throw VhostNetError.offloadRefused(device: name, offload: offload)

@@ -2,7 +2,7 @@ extension GuestMemory {
     /// volt-vmm's virtual address of `length` guest bytes at `guestAddress` (bounds-checked):
     /// how vhost backends are told where a ring is.
     func hostAddress(_ guestAddress: UInt64, _ length: UInt64) throws -> UInt64 {
-        UInt64(UInt(bitPattern: try pointer(at: guestAddress, length: length)))
+        UInt64(UInt(bitPattern: try buffer(at: guestAddress, length: length).baseAddress))
     }
 }
 

@@ -239,7 +239,7 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
                     for (index, q) in s.started.sorted(by: { $0.key < $1.key }) {
                         // The vring base from the used index: everything before it was
                         // completed; the backend resubmits what its inflight buffer holds.
-                        let usedIndex = UInt16(littleEndian: try memory.readValue(UInt16.self, at: q.usedRing + 2))
+                        let usedIndex = try memory.readValue(UInt16.self, at: q.usedRing + 2)
                         try startRing(frontend, index, q, base: usedIndex)
                     }
                 }
@@ -264,10 +264,9 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
     }
 
     private func sendMemoryTable(_ frontend: Frontend) throws {
-        let regions = memory.regions.map { region in
-            MemoryRegion(guestAddress: region.guestBase, size: region.size,
-                         userAddress: memory.hostAddress(of: region), mmapOffset: region.fileOffset)
-        }
-        try frontend.setMemTable(regions, fds: Array(repeating: memory.fd, count: regions.count))
+        let table = memory.map.descriptors
+        try frontend.setMemTable(table.map {
+            MemoryRegion(guestAddress: $0.guestAddress.rawValue, size: $0.size, userAddress: $0.userAddress, mmapOffset: $0.mmapOffset)
+        }, fds: table.map(\.fd))
     }
 }

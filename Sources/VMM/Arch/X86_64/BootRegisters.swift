@@ -1,9 +1,10 @@
 import CShim
+import VirtioCore
 
 enum BootRegistersError: Error, Equatable, CustomStringConvertible {
     case gdt(GDTError)
     case pageTables(PageTablesError)
-    case idt(GuestMemoryError)
+    case idt(MemoryMapError)
 
     var description: String {
         switch self {

@@ -1,11 +1,12 @@
 import CShim
+import VirtioCore
 
 /// The boot GDT and the segment registers that match it. KVM loads segment registers
 /// from `kvm_segment` (the hidden descriptor cache), not from memory, but the GDT must
 /// still hold the same descriptors: a guest that reloads a selector before installing its
 /// own GDT (Linux does not, but others may) must get the same segment.
 enum GDTError: Error, Equatable, CustomStringConvertible {
-    case memory(GuestMemoryError)
+    case memory(MemoryMapError)
 
     var description: String {
         switch self {
@@ -100,7 +101,7 @@ enum GDT {
         assert(Layout.gdtAddress + UInt64(table.count * 8) <= Layout.idtAddress)
         do {
             for (index, entry) in table.enumerated() {
-                try memory.writeValue(entry.littleEndian, at: Layout.gdtAddress + UInt64(index * 8))
+                try memory.writeValue(entry, at: Layout.gdtAddress + UInt64(index * 8))
             }
         } catch {
             throw .memory(error)

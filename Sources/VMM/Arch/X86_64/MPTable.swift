@@ -1,3 +1,5 @@
+import VirtioCore
+
 /// Intel MultiProcessor Specification 1.4 tables: how a guest without ACPI finds its
 /// CPUs, the IOAPIC and the ISA interrupt wiring. Linux scans the last KiB of base
 /// memory (639 KiB) for the floating pointer, so everything lives in [ebdaStart, 640 KiB),
@@ -5,7 +7,7 @@
 enum MPTableError: Error, Equatable, CustomStringConvertible {
     case noCPUs
     case tooManyCPUs(requested: Int, maximum: Int)
-    case memory(GuestMemoryError)
+    case memory(MemoryMapError)
 
     var description: String {
         switch self {

@@ -1,10 +1,12 @@
+import VirtioCore
+
 /// Identity page tables for the Linux 64-bit entry, which must start in long mode with
 /// paging on and the kernel, zero page and command line identity mapped (Documentation/
 /// arch/x86/boot.rst, "64-bit Boot Protocol"). One PML4 entry -> one PDPT entry -> one
 /// page directory of 512 2 MiB pages maps [0, 1 GiB); the kernel builds its own tables
 /// right after entry, so nothing above that is needed.
 enum PageTablesError: Error, Equatable, CustomStringConvertible {
-    case memory(GuestMemoryError)
+    case memory(MemoryMapError)
 
     var description: String {
         switch self {
@@ -44,7 +46,7 @@ enum PageTables {
         }
     }
 
-    private static func writeTable(_ entries: [UInt64], at address: UInt64, to memory: GuestMemory) throws(GuestMemoryError) {
+    private static func writeTable(_ entries: [UInt64], at address: UInt64, to memory: GuestMemory) throws(MemoryMapError) {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(entries.count * 8)
         for entry in entries { bytes.appendLE(entry) }
