@@ -16,7 +16,7 @@ final class VhostNetBackend: VirtioDeviceBackend, @unchecked Sendable {
     static let ringFeatures = NetFeature.version1 | NetFeature.mrgRxbuf | NetFeature.eventIdx | NetFeature.indirectDesc
 
     let name: String
-    let deviceType: UInt32 = VirtioDevices.deviceTypeNet
+    let deviceType = VirtioDeviceType.net.rawValue
     let offeredFeatures: UInt64
     let queueMaxSizes: [UInt16] = [queueSize, queueSize]
     private let device: VhostKernelDevice

@@ -1,6 +1,7 @@
 import IPC
 import Logging
 import SystemPackage
+import VirtioCore
 
 /// A virtio device on the command line.
 public enum VirtioDeviceSpec: Equatable {
@@ -26,8 +27,6 @@ public enum VirtioDeviceSpec: Equatable {
 /// The VM's virtio-mmio devices: transports on the MMIO bus at fixed windows, each with
 /// its own IRQ, announced to Linux on the kernel command line.
 struct VirtioDevices {
-    static let deviceTypeNet: UInt32 = 1
-    static let deviceTypeBlock: UInt32 = 2
     /// IRQs 5...15 are free ISA lines (the MP table routes 0-15 to IOAPIC pins 0-15).
     static let maxDevices = 11
 
@@ -193,8 +192,8 @@ struct VirtioDevices {
 
         let logger: Logger
 
-        func backend(_ name: String, _ frontend: Frontend, type: UInt32, queues: Int, restartable: Bool = false) throws -> VhostUserBackend {
-            try VhostUserBackend(name: name, frontend: frontend, deviceType: type, defaultQueues: queues,
+        func backend(_ name: String, _ frontend: Frontend, type: VirtioDeviceType, queues: Int, restartable: Bool = false) throws -> VhostUserBackend {
+            try VhostUserBackend(name: name, frontend: frontend, deviceType: type.rawValue, defaultQueues: queues,
                                  memory: memory, vm: vm, mmioBase: mmioBase, irq: irq, restartable: restartable, logger: logger)
         }
     }
@@ -206,9 +205,9 @@ struct VirtioDevices {
         let socketArgs = ["--fd", "\(WorkerProcess.socketFD)"]
         switch spec {
         case let .vhostUserBlock(socket):
-            return (try placement.backend(name, try connect(socket, spec), type: deviceTypeBlock, queues: 1), nil)
+            return (try placement.backend(name, try connect(socket, spec), type: .block, queues: 1), nil)
         case let .vhostUserNet(socket):
-            return (try placement.backend(name, try connect(socket, spec), type: deviceTypeNet, queues: 2), nil)
+            return (try placement.backend(name, try connect(socket, spec), type: .net, queues: 2), nil)
         case let .disk(disk):
             let image = try DiskImage.open(disk)
             images.append(OwnedFD(taking: image.rawValue))
@@ -220,7 +219,7 @@ struct VirtioDevices {
             if let serial = disk.serial { args += ["--serial", serial] }
             for fault in disk.faults { args += ["--fault", fault] }
             let spawned = try spawn("volt-blk-worker", args, passing: [image.rawValue, page.fd.rawValue], name: name, what: disk.path,
-                                    type: deviceTypeBlock, queues: disk.queues, placement: placement, logger: logger)
+                                    type: .block, queues: disk.queues, placement: placement, logger: logger)
             pages.append((name, page))
             return spawned
         case let .net(net):
@@ -234,15 +233,15 @@ struct VirtioDevices {
             for fault in net.faults { args += ["--fault", fault] }
             let spawned = try spawn("volt-net-worker", args, passing: tap.queues.map(\.rawValue) + [page.fd.rawValue],
                                     name: name, what: "TAP \(tap.name), guest MAC \(nic.mac)",
-                                    type: deviceTypeNet, queues: net.queues > 1 ? 2 * net.queues + 1 : 2, placement: placement, logger: logger)
+                                    type: .net, queues: net.queues > 1 ? 2 * net.queues + 1 : 2, placement: placement, logger: logger)
             pages.append((name, page))
             return spawned
         }
     }
 
     private static func spawn(_ executable: String, _ args: [String], passing fds: [Int32], name: String, what: String,
-                              type: UInt32, queues: Int, placement: Placement, logger: Logger) throws -> (VhostUserBackend, SupervisedWorker?) {
-        let kind = type == deviceTypeBlock ? "blk" : "net"
+                              type: VirtioDeviceType, queues: Int, placement: Placement, logger: Logger) throws -> (VhostUserBackend, SupervisedWorker?) {
+        let kind = type == .block ? "blk" : "net"
         let (worker, connection) = try SupervisedWorker.spawn(name: "\(kind) worker for \(name)",
                                                               executable: try WorkerProcess.executable(executable),
                                                               arguments: args, passing: fds)

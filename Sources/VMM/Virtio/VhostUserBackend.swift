@@ -4,6 +4,7 @@ import IPC
 import Logging
 import Synchronization
 import SystemPackage
+import VirtioCore
 
 /// A virtio device served by a vhost-user backend in another process (our worker, or
 /// anyone's: qemu-storage-daemon, DPDK...). The VMM keeps only setup and config space:
@@ -14,9 +15,6 @@ import SystemPackage
 /// session state (acked features, started rings, inflight buffer) is kept here and
 /// replayed on the new connection; kick and call eventfds stay registered in KVM.
 final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
-    static let featureProtocolFeatures: UInt64 = 1 << 30
-    static let featureVersion1: UInt64 = 1 << 32
-    static let featureRingPacked: UInt64 = 1 << 34
     /// Protocol features volt-vmm uses when the backend offers them.
     static let wantedProtocolFeatures = UInt64.protocolFeatures(.mq, .replyAck, .config)
     /// Also wanted from workers volt-vmm restarts: inflight I/O tracking.
@@ -68,10 +66,10 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
         let wanted = Self.wantedProtocolFeatures | (restartable ? Self.restartProtocolFeatures : 0)
         let handshake = try Self.handshake(name, frontend, wanted: wanted, defaultQueues: defaultQueues)
         backendFeatures = handshake.features
-        usesProtocolFeatures = handshake.features & Self.featureProtocolFeatures != 0
+        usesProtocolFeatures = handshake.features & VirtioFeature.protocolFeatures != 0
         protocolFeatures = handshake.protocolFeatures
         // The guest negotiates virtio features only; packed rings are not supported by our transport.
-        offeredFeatures = handshake.features & ~(Self.featureProtocolFeatures | Self.featureRingPacked)
+        offeredFeatures = handshake.features & ~(VirtioFeature.protocolFeatures | VirtioFeature.ringPacked)
         queueMaxSizes = Array(repeating: Self.defaultQueueSize, count: handshake.queues)
         session = Mutex(Session(frontend: frontend))
         notifiers = try QueueNotifiers(vm: vm, mmioBase: mmioBase, irq: irq, queues: queueMaxSizes.count)
@@ -87,11 +85,11 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
     private static func handshake(_ name: String, _ frontend: Frontend, wanted: UInt64, defaultQueues: Int) throws -> Handshake {
         do {
             let features = try frontend.getFeatures()
-            guard features & Self.featureVersion1 != 0 else {
+            guard features & VirtioFeature.version1 != 0 else {
                 throw DeviceError.noVersion1(device: name)
             }
             var acked: UInt64 = 0
-            if features & Self.featureProtocolFeatures != 0 {
+            if features & VirtioFeature.protocolFeatures != 0 {
                 acked = try frontend.getProtocolFeatures() & wanted
                 try frontend.setProtocolFeatures(acked)
             }
@@ -158,7 +156,7 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
             // A backend that is down gets all of this when it is replaced.
             guard !s.down else { return }
             do {
-                try s.frontend.setFeatures(features | (usesProtocolFeatures ? Self.featureProtocolFeatures : 0))
+                try s.frontend.setFeatures(features | (usesProtocolFeatures ? VirtioFeature.protocolFeatures : 0))
                 try sendMemoryTable(s.frontend)
                 if protocolFeatures & ProtocolFeature.inflightShmfd.mask != 0 {
                     // A fresh buffer per driver session (the spec: a new one on VM reset).
@@ -231,7 +229,7 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
         try session.withLock { s in
             do {
                 if let features = s.features {
-                    try frontend.setFeatures(features | (usesProtocolFeatures ? Self.featureProtocolFeatures : 0))
+                    try frontend.setFeatures(features | (usesProtocolFeatures ? VirtioFeature.protocolFeatures : 0))
                     try sendMemoryTable(frontend)
                     if let (description, fd) = s.inflight {
                         try frontend.setInflightFd(description, fd: fd.descriptor)

@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import VirtioCore
 
 /// A virtio-mmio version 2 (modern) transport (virtio 1.2 §4.2.2): the register window
 /// a driver sees at one guest-physical address. It negotiates features, collects queue
@@ -31,7 +32,6 @@ final class VirtioMMIOTransport: MMIODevice {
 
     static let magicValue: UInt32 = 0x7472_6976   // "virt"
     static let vendor: UInt32 = 0x564f_4c54      // "VOLT"
-    static let featureVersion1: UInt64 = 1 << 32
     static let interruptVring: UInt32 = 1, interruptConfig: UInt32 = 2
 
     private struct QueueState {
@@ -220,7 +220,7 @@ final class VirtioMMIOTransport: MMIODevice {
         var newStatus = value
         if added & Status.featuresOK != 0 {
             let offered = backend.offeredFeatures
-            if s.driverFeatures & ~offered != 0 || s.driverFeatures & Self.featureVersion1 == 0 {
+            if s.driverFeatures & ~offered != 0 || s.driverFeatures & VirtioFeature.version1 == 0 {
                 // Leave FEATURES_OK clear so the driver sees the refusal (§3.1.1 step 6).
                 logger.warning("\(name): driver features 0x\(String(s.driverFeatures, radix: 16)) not accepted (offered 0x\(String(offered, radix: 16)), VERSION_1 required)")
                 newStatus &= ~Status.featuresOK
@@ -260,11 +260,10 @@ final class VirtioMMIOTransport: MMIODevice {
     /// Rings must lie in guest RAM with the spec's alignment (§2.7) before a device
     /// process is told about them.
     private func validateRing(_ q: VirtqueueConfig, index: Int) throws {
-        let n = UInt64(q.size)
         let parts: [(String, UInt64, UInt64, UInt64)] = [
-            ("descriptor table", q.descriptorTable, 16 * n, 16),
-            ("available ring", q.availableRing, 6 + 2 * n, 2),
-            ("used ring", q.usedRing, 6 + 8 * n, 4),
+            ("descriptor table", q.descriptorTable, SplitRingLayout.descriptorTableSize(q.size), SplitRingLayout.descriptorAlignment),
+            ("available ring", q.availableRing, SplitRingLayout.availableRingSize(q.size), SplitRingLayout.availableAlignment),
+            ("used ring", q.usedRing, SplitRingLayout.usedRingSize(q.size), SplitRingLayout.usedAlignment),
         ]
         for (what, address, length, alignment) in parts {
             guard address % alignment == 0, memory.contains(address, length: length) else {
