@@ -7,7 +7,8 @@ enum ExitStatus {
     static let failure: Int32 = 1
     static let usage: Int32 = 2
 
-    /// Errors that are not `ExitCoded` (KVMError, ProcessError, ...) are runtime failures.
+    /// Errors that are not `ExitCoded` are runtime failures: the VMM's runtime-only errors
+    /// (KVMError, ProcessError, GuestMemoryError, ...) are not even public.
     static func code(for error: any Error) -> Int32 {
         (error as? ExitCoded)?.exitCode ?? failure
     }

@@ -3,7 +3,7 @@ import SystemPackage
 
 /// Starting a device worker, or the launcher that starts programs and removes files for a
 /// locked-down volt-vmm, failed.
-public enum ProcessError: Error, Equatable, CustomStringConvertible {
+enum ProcessError: Error, Equatable, CustomStringConvertible {
     case ownPathUnknown
     case workerExecutableMissing(path: String)
     case pidfdOpenFailed(pid: pid_t, worker: String, Errno)
@@ -11,7 +11,7 @@ public enum ProcessError: Error, Equatable, CustomStringConvertible {
     case launcherStartFailed(what: String, Errno)
     case launcherRemoveFailed(what: String, Errno)
 
-    public var description: String {
+    var description: String {
         switch self {
         case .ownPathUnknown:
             return "cannot find volt-vmm's own path (/proc/self/exe)"
