@@ -29,13 +29,25 @@ let package = Package(
             name: "IPC",
             dependencies: ["CShim", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // The VMM core: KVM, guest memory, boot, devices, workers, host networking, kernel
+        // store. No argument parsing and no exit codes: the CLI (and later the API server)
+        // are front doors to it. FoundationEssentials only, never Foundation.
+        .target(
+            name: "VMM",
+            dependencies: [
+                "CShim", "IPC", "Sandbox", "VirtioCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // `volt-vmm`: the swift-argument-parser commands. They parse flags, build the VMM's
+        // configuration, call into VMM, and map its errors to exit codes.
         .executableTarget(
             name: "VMMMain",
             dependencies: [
-                "CShim", "IPC", "Sandbox", "VirtioCore",
+                "VMM", "CShim", "Sandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // Guest memory and split virtqueues for the device workers (no Foundation).
@@ -77,8 +89,8 @@ let package = Package(
         // Shared by the integration tests: binaries, guests, kernels, prerequisites, process runner.
         .target(name: "VoltTestSupport", dependencies: ["TestSupport"], path: "Tests/TestSupport"),
         .testTarget(
-            name: "VMMMainTests",
-            dependencies: ["VMMMain", "CShim", "Sandbox", "TestFrontend", "VoltTestSupport", "NetTestShim", "VirtioCore", .product(name: "SystemPackage", package: "swift-system"),
+            name: "VMMTests",
+            dependencies: ["VMM", "VMMMain", "CShim", "Sandbox", "TestFrontend", "VoltTestSupport", "NetTestShim", "VirtioCore", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

@@ -4,7 +4,7 @@ import TestSupport
 
 /// Where the tests find the binaries, test guests and kernels they run, and how they
 /// treat a missing prerequisite: a loud skip, or a failure under VOLT_REQUIRE_KVM=1 (CI).
-/// Shared by every integration test target (VMMMainTests, BlockWorkerTests).
+/// Shared by every integration test target (VMMTests, BlockWorkerTests).
 public enum TestEnvironment {
     /// This file is Tests/TestSupport/TestEnvironment.swift.
     public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
