@@ -71,7 +71,12 @@ struct RunCommand: ParsableCommand {
     var net: [String] = []
 
     @Option(help: ArgumentHelp(
-        "Inject a fault in a spawned device's worker, for fault tests (repeatable): DEVICE:KIND[,K=V...], DEVICE = disk0, net1, ... (kind + index, as in the log). blk: crash,after=N | delay,ms=D | eio,rate=P | eio,sectors=A-B | syscall; net: crash,after=N | drop,percent=P | corrupt,percent=P | syscall.",
+        "A virtio-rng (entropy) device served by a spawned volt-rng-worker from getrandom(2): on, or rate=BYTES[,burst=BYTES][,ops=N] to limit it to BYTES (and N requests) per second, plus a one-time burst.",
+        valueName: "spec"))
+    var entropy: String?
+
+    @Option(help: ArgumentHelp(
+        "Inject a fault in a spawned device's worker, for fault tests (repeatable): DEVICE:KIND[,K=V...], DEVICE = disk0, net1, ... (kind + index, as in the log). blk: crash,after=N | delay,ms=D | eio,rate=P | eio,sectors=A-B | syscall; net: crash,after=N | drop,percent=P | corrupt,percent=P | syscall; rng: crash,after=N | delay,ms=D | zero,percent=P | syscall.",
         valueName: "fault"))
     var fault: [String] = []
 
@@ -98,7 +103,7 @@ struct RunCommand: ParsableCommand {
     var metricsInterval: Int = 1000
 
     @Option(help: ArgumentHelp(
-        "When a spawned volt-blk-worker / volt-net-worker dies: on = respawn it and replay the device state while the guest keeps running (at most 5 restarts per worker per 60 s, 10 ms to 1 s backoff); never = stop the VM (exit 1). Backends given with --vhost-user-* are never restarted: their loss always stops the VM.",
+        "When a spawned volt-blk-worker / volt-net-worker / volt-rng-worker dies: on = respawn it and replay the device state while the guest keeps running (at most 5 restarts per worker per 60 s, 10 ms to 1 s backoff); never = stop the VM (exit 1). Backends given with --vhost-user-* are never restarted: their loss always stops the VM.",
         valueName: "on|never"))
     var restart: RestartMode = .on
 
@@ -159,7 +164,8 @@ struct RunCommand: ParsableCommand {
             ? file.disks.map { var d = $0; d.path = Self.resolve(d.path, relativeTo: base, onlyIfExists: false); return d }
             : disk.map { try DiskSpec(parsing: $0) }
         var nets = try (net.isEmpty ? file.networks : net).map { try NetSpec(parsing: $0) }
-        try FaultOption.apply(fault, disks: &disks, nets: &nets)
+        var rngs = try entropy.map { [try EntropySpec(parsing: $0)] } ?? file.entropy.map { [$0] } ?? []
+        try FaultOption.apply(fault, disks: &disks, nets: &nets, entropy: &rngs)
         let hostBytes = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
         let minimum = MachineConfig.minimumMemoryBytes >> 20
         guard memory >= minimum else {
@@ -179,7 +185,7 @@ struct RunCommand: ParsableCommand {
         let kernelPath = try KernelStore.resolve(kernel, store: kernelStore)
         var machine = MachineConfig(kernelPath: kernelPath, initrdPath: initrd, cmdline: cmdline,
                              memoryBytes: memory << 20, vcpus: vcpus,
-                             devices: disks.map { .disk($0) } + nets.map { .net($0) }
+                             devices: disks.map { .disk($0) } + nets.map { .net($0) } + rngs.map { .entropy($0) }
                                  + vhostUserBlock.map { .vhostUserBlock(socket: $0) }
                                  + vhostUserNet.map { .vhostUserNet(socket: $0) },
                              vmID: vmID, restart: RestartPolicy(mode: restart))

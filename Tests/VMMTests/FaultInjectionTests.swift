@@ -1,4 +1,5 @@
 import Foundation
+import IPC
 import Testing
 import VoltTestSupport
 @testable import VMM
@@ -77,23 +78,27 @@ extension DiskWorkerTests {
 
 /// `--fault` parsing in volt-vmm: every mistake is a usage error (exit 2) naming the fix.
 @Suite struct FaultOptionTests {
-    private func apply(_ faults: [String], disks: Int = 1, nets: Int = 1) throws -> ([DiskSpec], [NetSpec]) {
+    private func apply(_ faults: [String], disks: Int = 1, nets: Int = 1, rngs: Int = 0) throws -> ([DiskSpec], [NetSpec], [EntropySpec]) {
         var d = (0..<disks).map { DiskSpec(path: "/d\($0).img") }
         var n = try (0..<nets).map { _ in try NetSpec(parsing: "tap=vm0") }
-        try FaultOption.apply(faults, disks: &d, nets: &n)
-        return (d, n)
+        var r = (0..<rngs).map { _ in EntropySpec() }
+        try FaultOption.apply(faults, disks: &d, nets: &n, entropy: &r)
+        return (d, n, r)
     }
 
     @Test func faultsGoToTheirDevicesWorker() throws {
-        let (d, n) = try apply(["disk0:eio,rate=10", "net2:drop,percent=5,seed=4", "disk1:syscall"], disks: 2)
-        #expect(d[0].faults == ["eio,rate=10,seed=0"])
-        #expect(d[1].faults == ["syscall,seed=1"])
-        #expect(n[0].faults == ["drop,percent=5,seed=4"], "an explicit seed is kept")
+        let (d, n, r) = try apply(["disk0:eio,rate=10", "net2:drop,percent=5,seed=4", "disk1:syscall", "rng3:zero,percent=50"],
+                                  disks: 2, rngs: 1)
+        #expect(d[0].faults == [FaultSpec(kind: .eioRate(percent: 10), seed: 0)])
+        #expect(d[1].faults == [FaultSpec(kind: .syscall, seed: 1)], "the device index is the default seed")
+        #expect(n[0].faults == [FaultSpec(kind: .drop(percent: 5), seed: 4)], "an explicit seed is kept")
+        #expect(r[0].faults == [FaultSpec(kind: .zero(percent: 50), seed: 3)])
     }
 
     @Test(arguments: ["eio,rate=5", "disk:eio,rate=5", "disk01:eio,rate=5", "disk1:eio,rate=5", "net0:drop,percent=1",
                       "net1:eio,rate=5", "disk0:drop,percent=5", "disk0:eio,rate=101", "disk0:", "disk0:crash",
-                      "vhost-user-blk2:crash,after=1", "disk0:delay,ms=abc", "net1:corrupt,percent=1,x=2"])
+                      "vhost-user-blk2:crash,after=1", "disk0:delay,ms=abc", "net1:corrupt,percent=1,x=2",
+                      "rng2:crash,after=1", "net1:zero,percent=5"])
     func badFaultsAreUsageErrors(_ text: String) throws {
         do {
             _ = try apply([text])

@@ -26,6 +26,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     case invalidMAC(String)
     case multicastMAC(String)
     // --fault
+    case burstWithoutRate(String)
     case faultWithoutDevice(String)
     case faultDeviceNotAName(text: String, device: String)
     case faultNoSuchDevice(text: String, device: String, devices: [String])
@@ -73,6 +74,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
             return "--net mac=\(text): not a MAC address (like 52:54:00:12:34:56)"
         case let .multicastMAC(text):
             return "--net mac=\(text): a NIC needs a unicast address (first byte even)"
+        case let .burstWithoutRate(text):
+            return "--entropy \(text): burst= needs rate= (bytes per second), e.g. --entropy rate=65536,burst=1048576"
         case let .faultWithoutDevice(text):
             return "--fault \(text): no device; usage: \(FaultOption.usage)"
         case let .faultDeviceNotAName(text, device):

@@ -1,3 +1,4 @@
+import IPC
 /// `--disk path=IMG[,ro=on][,direct=on][,queues=N][,serial=S]`: a raw image served by
 /// a volt-blk-worker process that volt-vmm spawns for it.
 public struct DiskSpec: Equatable {
@@ -7,7 +8,7 @@ public struct DiskSpec: Equatable {
     var queues = 1
     var serial: String?
     /// `--fault disk<i>:...` given for this disk: the worker's `--fault` values.
-    var faults: [String] = []
+    var faults: [FaultSpec] = []
 
     static let keys: Set<String> = ["path", "ro", "direct", "queues", "serial"]
 

@@ -1,3 +1,4 @@
+import IPC
 /// `--net tap=NAME|bridge=BR[,mode=direct|networkd][,mac=MAC][,mtu=N][,queues=N][,id=ID][,vhost=on]`:
 /// a NIC served by a volt-net-worker process that volt-vmm spawns for it.
 ///
@@ -26,7 +27,7 @@ public struct NetSpec: Equatable {
     /// `vhost=on`: try in-kernel vhost-net first (falls back to the worker).
     var vhost = false
     /// `--fault net<i>:...` given for this NIC: the worker's `--fault` values.
-    var faults: [String] = []
+    var faults: [FaultSpec] = []
 
     static let keys: Set<String> = ["tap", "bridge", "mode", "mac", "mtu", "queues", "id", "vhost"]
     /// `tap-` + id must fit IFNAMSIZ-1 (15 bytes).

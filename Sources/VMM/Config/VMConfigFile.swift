@@ -7,7 +7,8 @@ import SystemPackage
 /// { "id": "web1", "vcpus": 2, "memory_mib": 512, "kernel": "vmlinux", "cmdline": "...", "initrd": "...",
 ///   "disks":   [{ "id": "root", "path": "rootfs.img", "readonly": false, "direct": false, "queues": 1, "serial": "..." }],
 ///   "network": [{ "id": "eth0", "mode": "networkd", "bridge": "br0", "mac": "52:54:00:12:34:56",
-///                 "mtu": 1500, "vhost": true, "multiqueue": 4, "ipv4": "10.42.0.10/24", "gateway": "10.42.0.1" }] }
+///                 "mtu": 1500, "vhost": true, "multiqueue": 4, "ipv4": "10.42.0.10/24", "gateway": "10.42.0.1" }],
+///   "entropy": { "rate": 65536, "burst": 1048576, "ops": 100 } }
 /// ```
 /// Devices become the same specs as `--disk` / `--net` (one validation path for both);
 /// every problem is reported at once with its JSON path; nothing is created before the
@@ -24,10 +25,13 @@ public struct VMConfigFile: Equatable {
     public var networks: [String] = []
     /// Kernel `ip=` argument for the one interface with a static address, if any.
     public var kernelIPArgument: String?
+    /// The virtio-rng device (`"entropy": {}` for one without a rate limit).
+    public var entropy: EntropySpec?
 
     public init() {}
 
-    static let topKeys: Set<String> = ["id", "vcpus", "memory_mib", "kernel", "cmdline", "initrd", "disks", "network"]
+    static let topKeys: Set<String> = ["id", "vcpus", "memory_mib", "kernel", "cmdline", "initrd", "disks", "network", "entropy"]
+    static let entropyKeys: Set<String> = ["rate", "burst", "ops"]
     static let diskKeys: Set<String> = ["id", "path", "readonly", "direct", "queues", "serial"]
     static let networkKeys: Set<String> = ["id", "mode", "tap", "bridge", "mac", "mtu", "vhost", "multiqueue", "ipv4", "gateway"]
     static let maxVCPUs = MPTable.maxCPUs
@@ -102,6 +106,15 @@ public struct VMConfigFile: Equatable {
             if let queues { spec += ",queues=\(queues)" }
             if let serial { spec += ",serial=\(serial)" }
             do { config.disks.append(try DiskSpec(parsing: spec)) } catch { reader.problem(path, stripFlag("\(error)")) }
+        }
+
+        if let item = top["entropy"], let e = reader.object(item, "entropy", allowed: entropyKeys) {
+            let parts = [("rate", reader.int(e, "rate", "entropy", range: 1...(1 << 30))),
+                         ("burst", reader.int(e, "burst", "entropy", range: 0...(1 << 30))),
+                         ("ops", reader.int(e, "ops", "entropy", range: 1...1_000_000))].compactMap { k, v in v.map { "\(k)=\($0)" } }
+            do { config.entropy = try EntropySpec(parsing: parts.isEmpty ? "on" : parts.joined(separator: ",")) } catch {
+                reader.problem("entropy", stripFlag("\(error)"))
+            }
         }
 
         var macs: [String: String] = [:], taps: [String: String] = [:]

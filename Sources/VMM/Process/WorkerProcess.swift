@@ -13,7 +13,7 @@ final class WorkerProcess: @unchecked Sendable {
     let pidFD: Int32
     private var reaped: Subprocess.Termination?
 
-    static let socketFD: CInt = 3
+    static let socketFD: CInt = InheritedFDs.socket
 
     /// The worker executables live next to volt-vmm.
     static func executable(_ name: String) throws -> String {

@@ -13,6 +13,8 @@ public enum VirtioDeviceSpec: Equatable {
     case disk(DiskSpec)
     /// A TAP device served by a volt-net-worker that volt-vmm spawns.
     case net(NetSpec)
+    /// A virtio-rng device served by a volt-rng-worker that volt-vmm spawns.
+    case entropy(EntropySpec)
 
     var kind: String {
         switch self {
@@ -20,6 +22,7 @@ public enum VirtioDeviceSpec: Equatable {
         case .vhostUserNet: return "vhost-user-net"
         case .disk: return "disk"
         case .net: return "net"
+        case .entropy: return "rng"
         }
     }
 }
@@ -202,7 +205,6 @@ struct VirtioDevices {
     private static func connect(_ spec: VirtioDeviceSpec, name: String, nic: HostNIC?, placement: Placement,
                                 logger: Logger, pages: inout [(name: String, page: MetricsPage)],
                                 images: inout [OwnedFD]) throws -> (VhostUserBackend, SupervisedWorker?) {
-        let socketArgs = ["--fd", "\(WorkerProcess.socketFD)"]
         switch spec {
         case let .vhostUserBlock(socket):
             return (try placement.backend(name, try connect(socket, spec), type: .block, queues: 1), nil)
@@ -212,28 +214,37 @@ struct VirtioDevices {
             let image = try DiskImage.open(disk)
             images.append(OwnedFD(taking: image.rawValue))
             let page = try MetricsPage.create()
-            var args = socketArgs + ["--image-fd", "\(WorkerProcess.socketFD + 1)", "--metrics-fd", "\(WorkerProcess.socketFD + 2)",
-                                     "--num-queues", "\(disk.queues)"]
-            if disk.readOnly { args.append("--readonly") }
-            if disk.direct { args.append("--direct") }
-            if let serial = disk.serial { args += ["--serial", serial] }
-            for fault in disk.faults { args += ["--fault", fault] }
-            let spawned = try spawn("volt-blk-worker", args, passing: [image.rawValue, page.fd.rawValue], name: name, what: disk.path,
+            var fds = InheritedFDs()
+            let device = BlockArguments(image: .fd(fds.pass(image.rawValue)), readOnly: disk.readOnly, direct: disk.direct,
+                                        numQueues: disk.queues, serial: disk.serial)
+            let arguments = WorkerArguments(endpoint: .inheritedFd(InheritedFDs.socket), metricsFD: fds.pass(page.fd.rawValue),
+                                            faults: disk.faults, device: device)
+            let spawned = try spawn("volt-blk-worker", arguments.encode(), passing: fds.passed, name: name, what: disk.path,
                                     type: .block, queues: disk.queues, placement: placement, logger: logger)
             pages.append((name, page))
             return spawned
         case let .net(net):
             guard let nic, let tap = nic.tap else { throw DeviceError.noHostNIC(device: name) }
             let page = try MetricsPage.create()
-            var args = socketArgs + ["--num-queue-pairs", "\(net.queues)",
-                                     "--metrics-fd", "\(WorkerProcess.socketFD + 1 + CInt(tap.queues.count))"]
-            for i in tap.queues.indices { args += ["--tap-fd", "\(WorkerProcess.socketFD + 1 + CInt(i))"] }
-            args += ["--mac", nic.mac.description]
-            if let mtu = net.mtu { args += ["--mtu", "\(mtu)"] }
-            for fault in net.faults { args += ["--fault", fault] }
-            let spawned = try spawn("volt-net-worker", args, passing: tap.queues.map(\.rawValue) + [page.fd.rawValue],
+            var fds = InheritedFDs()
+            let device = NetArguments(taps: .fds(tap.queues.map { fds.pass($0.rawValue) }), mac: nic.mac.bytes, mtu: net.mtu.map { UInt16(clamping: $0) },
+                                      queuePairs: net.queues)
+            let arguments = WorkerArguments(endpoint: .inheritedFd(InheritedFDs.socket), metricsFD: fds.pass(page.fd.rawValue),
+                                            faults: net.faults, device: device)
+            let spawned = try spawn("volt-net-worker", arguments.encode(), passing: fds.passed,
                                     name: name, what: "TAP \(tap.name), guest MAC \(nic.mac)",
                                     type: .net, queues: net.queues > 1 ? 2 * net.queues + 1 : 2, placement: placement, logger: logger)
+            pages.append((name, page))
+            return spawned
+        case let .entropy(entropy):
+            let page = try MetricsPage.create()
+            var fds = InheritedFDs()
+            let arguments = WorkerArguments(endpoint: .inheritedFd(InheritedFDs.socket), metricsFD: fds.pass(page.fd.rawValue),
+                                            faults: entropy.faults, device: entropy.arguments)
+            let limit = entropy.bandwidth.map { "at most \($0.size) bytes per \($0.refillMilliseconds) ms" } ?? "no rate limit"
+            let spawned = try spawn("volt-rng-worker", arguments.encode(), passing: fds.passed, name: name,
+                                    what: "entropy from getrandom(2), \(limit)", type: .entropy, queues: 1,
+                                    placement: placement, logger: logger)
             pages.append((name, page))
             return spawned
         }
@@ -241,7 +252,7 @@ struct VirtioDevices {
 
     private static func spawn(_ executable: String, _ args: [String], passing fds: [Int32], name: String, what: String,
                               type: VirtioDeviceType, queues: Int, placement: Placement, logger: Logger) throws -> (VhostUserBackend, SupervisedWorker?) {
-        let kind = type == .block ? "blk" : "net"
+        let kind = type == .block ? "blk" : type == .net ? "net" : "rng"
         let (worker, connection) = try SupervisedWorker.spawn(name: "\(kind) worker for \(name)",
                                                               executable: try WorkerProcess.executable(executable),
                                                               arguments: args, passing: fds)
