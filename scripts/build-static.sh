@@ -6,7 +6,7 @@
 # it looks for them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for product in volt-vmm volt-blk-worker volt-net-worker; do
+for product in volt-vmm volt-blk-worker volt-net-worker volt-rng-worker; do
   swift build -c release --static-swift-stdlib --build-path .build/static --product "$product"
 done
 echo "static binaries in .build/static/release"

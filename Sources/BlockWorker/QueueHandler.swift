@@ -108,10 +108,10 @@ struct BlockQueue {
     /// of chains completed.
     @discardableResult
     mutating func processBatch(_ ring: inout Ring, _ counters: inout Counters) -> Int {
-        guard ring.isActive, var queue = ring.queue else { return 0 }
+        // Moved out for the batch (no copy: a copy would retain its memory map) and back.
+        guard ring.isActive, var queue = ring.queue.take() else { return 0 }
         defer { ring.queue = queue }
-        completions.removeAll(keepingCapacity: true)
-        returnedEmpty.removeAll(keepingCapacity: true)
+        if !returnedEmpty.isEmpty { returnedEmpty.removeAll(keepingCapacity: true) }
         let limits = state.negotiatedLimits
         let writethrough = state.writethrough
         var taken = 0
@@ -174,10 +174,7 @@ struct BlockQueue {
             // crash,after=N: the worker dies once N requests have been completed.
             state.faults.completed(count) { counters.faultsInjected &+= 1 }
         }
-        if let broken {
-            ring.queue = queue
-            ring.fail(broken, counters: &counters)
-        }
+        if let broken { ring.fail(broken, counters: &counters) }
         return count
     }
 
@@ -220,7 +217,7 @@ struct BlockQueue {
         if let inflight = ring.inflight, !batchHeads.isEmpty {
             inflight.completeBatch(batchHeads, usedIndex: queue.nextUsed)
         }
-        batchHeads.removeAll(keepingCapacity: true)
+        if !batchHeads.isEmpty { batchHeads.removeAll(keepingCapacity: true) }
     }
 
     private mutating func fail(_ ring: inout Ring, _ error: VirtqueueError, _ counters: inout Counters) {

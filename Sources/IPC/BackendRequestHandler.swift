@@ -1,4 +1,5 @@
 import SystemPackage
+import VirtioCore
 
 /// Drives one front-end connection for a `VhostUserDevice`: reads, validates, keeps the
 /// protocol state machine and calls the device. Any violation ends `run()` with a typed
@@ -8,7 +9,7 @@ public final class BackendRequestHandler {
     public static let supportedProtocolFeatures: UInt64 =
         .protocolFeatures(.mq, .replyAck, .config, .inflightShmfd, .resetDevice)
     /// VIRTIO_F_RING_PACKED: never offered, only split rings are handled.
-    static let ringPackedFeature: UInt64 = 1 << 34
+    static let ringPackedFeature = VirtioFeature.ringPacked
 
     private struct Ring {
         var size: UInt16?

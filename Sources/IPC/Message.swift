@@ -1,3 +1,5 @@
+import VirtioCore
+
 // vhost-user message framing and per-request validation
 // (docs/interop/vhost-user.rst, "Message Specification" and "Front-end message types").
 
@@ -6,7 +8,7 @@ public enum VhostUser {
     /// Version carried in bits 0-1 of every header's flags.
     public static let version: UInt32 = 1
     /// VHOST_USER_F_PROTOCOL_FEATURES: bit 30 of the virtio feature word.
-    public static let protocolFeaturesBit: UInt64 = 1 << 30
+    public static let protocolFeaturesBit = VirtioFeature.protocolFeatures
     /// Largest payload we accept: far above the largest valid one (config: 12 + 256).
     public static let maxPayloadSize = 4096
     /// At most 8 fds travel with one message.

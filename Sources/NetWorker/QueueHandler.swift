@@ -24,7 +24,7 @@ final class QueueHandler: QueueThreadHandler {
     /// readv/writev take at most IOV_MAX (1024) vectors.
     static let maxIovecs = 1024
     static let rxSlot = 0, txSlot = 1, controlSlot = 2
-    /// The epoll tag of the TAP (the thread's only device fd).
+    /// The tag of the TAP among the fds the thread waits on (its only device fd).
     static let tapTag: UInt32 = 0
 
     let pairIndex: Int
@@ -45,7 +45,7 @@ final class QueueHandler: QueueThreadHandler {
     var guestCsum = false
     /// The pair's TAP queue is attached (multiqueue: VQ_PAIRS_SET may detach it).
     var tapAttached = true
-    /// The epoll events the TAP is watched for now (UInt32.max: no longer watched).
+    /// The poll events the TAP is watched for now (UInt32.max: no longer watched).
     private var tapEvents: UInt32 = 0
 
     /// RX chains taken from the ring and not yet used. Usually one: a frame is read into
@@ -87,9 +87,9 @@ final class QueueHandler: QueueThreadHandler {
 
     // MARK: - The thread's turns
 
-    /// The TAP joins the thread's epoll set, with no events until a ring wants them.
+    /// The TAP joins the fds the thread waits on, with no events until a ring wants them.
     func prepare(_ context: inout QueueThreadContext) throws {
-        try context.watch(tapFD, tag: Self.tapTag, events: 0)
+        context.watch(tapFD, tag: Self.tapTag, events: 0)
     }
 
     func featuresAcked(_ features: UInt64) {
@@ -102,10 +102,10 @@ final class QueueHandler: QueueThreadHandler {
         if context.wasKicked(Self.rxSlot) { rxStarved = false }
         if context.wasKicked(Self.txSlot) { txBlocked = false }
         for event in context.deviceEvents where event.tag == Self.tapTag {
-            if event.events & VOLT_EPOLLOUT != 0 { txBlocked = false }
-            if event.events & (VOLT_EPOLLERR | VOLT_EPOLLHUP) != 0, !tapFailed {
-                // Reported even with no events asked for: drop the fd from the set rather
-                // than spin on it.
+            if event.events & UInt32(POLLOUT) != 0 { txBlocked = false }
+            if event.events & UInt32(POLLERR | POLLHUP | POLLNVAL) != 0, !tapFailed {
+                // Reported even with no events asked for: stop watching the fd rather than
+                // spin on it.
                 WorkerLog.line("pair \(pairIndex): TAP \(tap.name) reported an error; RX and TX stop")
                 tapFailed = true
                 context.unwatch(tapFD)
@@ -133,10 +133,10 @@ final class QueueHandler: QueueThreadHandler {
 
     private func updateTapInterest(_ context: inout QueueThreadContext) {
         var wanted: UInt32 = 0
-        if wantsTapInput(context) { wanted |= VOLT_EPOLLIN }
-        if wantsTapOutput(context) { wanted |= VOLT_EPOLLOUT }
+        if wantsTapInput(context) { wanted |= UInt32(POLLIN) }
+        if wantsTapOutput(context) { wanted |= UInt32(POLLOUT) }
         guard wanted != tapEvents, tapEvents != UInt32.max else { return }
-        if context.setInterest(tapFD, tag: Self.tapTag, events: wanted) { tapEvents = wanted }
+        if context.setInterest(tapFD, events: wanted) { tapEvents = wanted }
     }
 
     func ringStopping(_ slot: Int, _ context: inout QueueThreadContext) {

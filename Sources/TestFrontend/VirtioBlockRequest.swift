@@ -13,9 +13,9 @@ public struct VirtioBlockRequest: Equatable, Sendable {
 
     /// One {le64 sector, le32 num_sectors, le32 flags} segment of DISCARD / WRITE_ZEROES.
     public struct Segment: Equatable, Sendable {
-        public static let size = 16
+        public static let size = BlockLayout.segmentSize
         /// VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP.
-        public static let unmapFlag: UInt32 = 1
+        public static let unmapFlag = BlockLayout.unmapFlag
         public var sector: UInt64
         public var count: UInt32
         public var flags: UInt32

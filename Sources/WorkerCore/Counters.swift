@@ -1,3 +1,4 @@
+import Glibc
 import IPC
 
 /// A device's own counters: an enum whose cases, in order, are its counters. The name
@@ -17,36 +18,45 @@ func snakeCase(_ name: String) -> String {
     return out
 }
 
-/// One queue thread's counters: the framework's (named fields) and the device's (by
-/// `DeviceCounter` index). Plain integers, owned by the thread that counts (under its
-/// lock): the data path never touches shared memory for a count. `CounterPublisher`
-/// adds what changed to the VMM's metrics page after each event-loop turn.
-public struct Counters: Equatable {
-    /// Kick eventfd wake-ups.
-    public var kicks: UInt64 = 0
-    /// Used-buffer notifications sent (call eventfd writes).
-    public var interrupts: UInt64 = 0
-    /// Rings found broken (or unusable at setup) and stopped.
-    public var brokenRings: UInt64 = 0
-    /// Requests a previous worker left in flight, resubmitted from the inflight buffer.
-    public var resubmitted: UInt64 = 0
-    /// Faults injected with `--fault`.
-    public var faultsInjected: UInt64 = 0
-    public var device: [UInt64]
-
+/// One queue thread's counters: the framework's (kicks, interrupts, ...) then the
+/// device's (by `DeviceCounter` index), plain integers in storage of their own, owned
+/// by the thread that counts (under its lock): a count on the data path is one add to
+/// memory no other thread touches. `CounterPublisher` adds what changed to the VMM's
+/// metrics page after each turn of the thread's loop.
+public final class Counters {
     public static let frameworkNames = ["kicks", "interrupts", "errors_broken_ring", "resubmitted", "faults_injected"]
+    @usableFromInline static let frameworkCount = 5
 
-    public init(deviceCount: Int) { device = Array(repeating: 0, count: deviceCount) }
+    @usableFromInline let values: UnsafeMutablePointer<UInt64>
+    public let count: Int
+
+    public init(deviceCount: Int) {
+        precondition(Self.frameworkNames.count == Self.frameworkCount)
+        count = Self.frameworkCount + deviceCount
+        values = .allocate(capacity: count)
+        values.initialize(repeating: 0, count: count)
+    }
+
+    deinit { values.deallocate() }
 
     @inlinable
-    public mutating func add<C: DeviceCounter>(_ counter: C, _ n: UInt64 = 1) {
-        device[counter.rawValue] &+= n
+    public func add<C: DeviceCounter>(_ counter: C, _ n: UInt64 = 1) {
+        values[Self.frameworkCount + counter.rawValue] &+= n
     }
 
     @inlinable
-    public subscript<C: DeviceCounter>(_ counter: C) -> UInt64 { device[counter.rawValue] }
+    public subscript<C: DeviceCounter>(_ counter: C) -> UInt64 { values[Self.frameworkCount + counter.rawValue] }
 
-    var framework: [UInt64] { [kicks, interrupts, brokenRings, resubmitted, faultsInjected] }
+    /// Kick eventfd wake-ups.
+    public var kicks: UInt64 { get { values[0] } set { values[0] = newValue } }
+    /// Used-buffer notifications sent (call eventfd writes).
+    public var interrupts: UInt64 { get { values[1] } set { values[1] = newValue } }
+    /// Rings found broken (or unusable at setup) and stopped.
+    public var brokenRings: UInt64 { get { values[2] } set { values[2] = newValue } }
+    /// Requests a previous worker left in flight, resubmitted from the inflight buffer.
+    public var resubmitted: UInt64 { get { values[3] } set { values[3] = newValue } }
+    /// Faults injected with `--fault`.
+    public var faultsInjected: UInt64 { get { values[4] } set { values[4] = newValue } }
 }
 
 /// Publishes counters into a metrics page (IPC.MetricsPage, a memfd the VMM reads): the
@@ -62,23 +72,15 @@ public final class CounterPublisher: @unchecked Sendable {
         counters = try page.register(Counters.frameworkNames + deviceNames)
     }
 
-    /// Adds `now - last` to the page, then sets `last = now`. No allocation.
-    func publish(_ now: Counters, since last: inout Counters) {
-        guard now != last else { return }
-        add(0, now.kicks, last.kicks)
-        add(1, now.interrupts, last.interrupts)
-        add(2, now.brokenRings, last.brokenRings)
-        add(3, now.resubmitted, last.resubmitted)
-        add(4, now.faultsInjected, last.faultsInjected)
-        let base = Counters.frameworkNames.count
-        for i in now.device.indices where i < last.device.count {
-            add(base + i, now.device[i], last.device[i])
+    /// Adds `now - last` to the page, then makes `last` equal to `now`: one comparison of
+    /// the two blocks when nothing changed, no allocation.
+    func publish(_ now: Counters, since last: Counters) {
+        let n = min(now.count, last.count, counters.count)
+        guard memcmp(now.values, last.values, n * 8) != 0 else { return }
+        for i in 0..<n where now.values[i] != last.values[i] {
+            counters[i].add(now.values[i] &- last.values[i])
+            last.values[i] = now.values[i]
         }
-        last = now
-    }
-
-    private func add(_ index: Int, _ now: UInt64, _ last: UInt64) {
-        if now != last, index < counters.count { counters[index].add(now &- last) }
     }
 
     /// Every counter by name, as the page holds them (all threads summed).

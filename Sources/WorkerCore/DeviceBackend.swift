@@ -1,4 +1,5 @@
 import CShim
+import Glibc
 import IPC
 import VirtioCore
 
@@ -26,7 +27,7 @@ public final class DeviceBackend: VhostUserDevice {
     private let reservedInflight: OwnedFD?
 
     /// `metrics`: the VMM's page (`--metrics-fd`); without one the counters go to a
-    /// private page. Builds every thread (epoll set, wake fd, handler) now: call before
+    /// private page. Builds every thread (wake fd, handler) now: call before
     /// the sandbox.
     public init(device: any BackendDevice, metrics page: MetricsPage? = nil) throws {
         self.device = device
@@ -158,15 +159,14 @@ public final class DeviceBackend: VhostUserDevice {
     }
 
     public func setQueueKick(_ index: Int, fd: OwnedFD?) throws {
-        try withRing(index) { ring, _, context in
-            if let old = ring.kick { _ = volt_epoll_del(context.epoll, old.rawValue) }
+        withRing(index) { ring, _, context in
+            if let old = ring.kick { context.waitSet.remove(old.rawValue) }
             ring.kick = nil
             guard let fd else { return }
             // Drained after each wake-up: it must never block.
             _ = volt_set_nonblocking(fd.rawValue)
             let slot = placement[index].slot
-            let r = volt_epoll_add(context.epoll, fd.rawValue, VOLT_EPOLLIN, EpollTag.kick(slot: slot).rawValue)
-            guard r >= 0 else { throw WorkerError.system("epoll_ctl(ADD) of queue \(index)'s kick fd", errno: -r) }
+            context.waitSet.add(fd.rawValue, events: UInt32(POLLIN), tag: .kick(slot: slot))
             ring.kick = fd
             // Kicks sent before this fd arrived are in its counter: look at the ring.
             context.kicked |= 1 << UInt64(slot)
@@ -210,7 +210,7 @@ public final class DeviceBackend: VhostUserDevice {
             handler.ringStopping(slot, &context)
             var ring = context.rings[slot]
             let next = ring.queue?.nextAvail ?? ring.setup?.nextAvailIndex ?? 0
-            if let kick = ring.kick { _ = volt_epoll_del(context.epoll, kick.rawValue) }
+            if let kick = ring.kick { context.waitSet.remove(kick.rawValue) }
             ring.kick = nil
             ring.setup = nil
             ring.queue = nil

@@ -17,12 +17,11 @@ public struct DeviceSandbox {
 }
 
 /// The framework's own system calls, on top of `BasePolicy` (runtime, threads,
-/// vhost-user socket): the queue threads' event loop. The epoll sets and wake
-/// eventfds are made before the sandbox, so neither epoll_create1 nor eventfd2 is here.
+/// vhost-user socket): the queue threads' event loop. The wake eventfds are made
+/// before the sandbox, so eventfd2 is not here.
 public enum WorkerPolicy {
     public static let queueThreads: [SeccompRule] = [
-        SeccompRule("epoll_wait", why: "queue threads wait on kicks, their wake eventfd and device fds"),
-        SeccompRule("epoll_ctl", why: "kick fds replaced by SET_VRING_KICK; device fds' interest follows the rings"),
+        SeccompRule("poll", why: "queue threads wait on kicks, their wake eventfd and device fds; also `--fault delay` sleeps"),
     ]
 
     /// The whole allowlist of a worker on `socket`.
@@ -41,10 +40,9 @@ public enum WorkerPolicy {
     }
 
     /// RLIMIT_NOFILE: stdio, the socket, the device's fds, two memory tables of 8
-    /// regions (old and new during SET_MEM_TABLE), per thread an epoll set and a wake
-    /// eventfd, per queue kick, call and err, and 16 spare (the inflight and metrics
-    /// memfds among them).
+    /// regions (old and new during SET_MEM_TABLE), per thread a wake eventfd, per queue
+    /// kick, call and err, and 16 spare (the inflight and metrics memfds among them).
     public static func maxOpenFiles(device: DeviceSandbox, threads: Int, queues: Int) -> UInt64 {
-        UInt64(3 + 1 + device.heldFDs + 2 * 8 + 2 * threads + 3 * queues + 16)
+        UInt64(3 + 1 + device.heldFDs + 2 * 8 + threads + 3 * queues + 16)
     }
 }

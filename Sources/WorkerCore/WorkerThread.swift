@@ -2,7 +2,7 @@ import CShim
 import Glibc
 
 /// A dedicated pthread running `body` (never the Swift concurrency pool: queue threads
-/// block in epoll, the signal thread in sigwait).
+/// block in poll, the signal thread in sigwait).
 public struct WorkerThread {
     public let id: pthread_t
 

@@ -31,9 +31,9 @@ import VoltTestSupport
             })
             let problems = SandboxInspection.jailProblems(pid: pid, reference: reference)
             #expect(problems.isEmpty, "\(problems)")
-            // 1 queue: stdio, socket, image, 2 x 8 regions, 2 per queue thread (epoll set,
-            // wake eventfd), 3 per queue (kick, call, err), 16 spare.
-            #expect(SandboxInspection.softLimit("Max open files", of: pid) == "42")
+            // 1 queue: stdio, socket, image, 2 x 8 regions, 4 per queue (its thread's wake
+            // eventfd; kick, call, err), 16 spare.
+            #expect(SandboxInspection.softLimit("Max open files", of: pid) == "41")
             #expect(SandboxInspection.softLimit("Max file size", of: pid) == "unlimited")
             peer.close()
             #expect(w.exitStatus() == 0, "stderr: \(w.errorOutput)")

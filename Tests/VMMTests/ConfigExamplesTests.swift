@@ -51,6 +51,8 @@ import VoltTestSupport
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("wrote=32 flushed=yes verified=32 mismatches=0"), "\(r.stdout)")
         #expect(r.stderr.contains("rootfs.img") && r.stderr.contains("data.img"), "paths resolved next to the config file")
+        #expect(r.stderr.contains("rng2: spawned volt-rng-worker") && r.stderr.contains("at most 1048576 bytes per 1000 ms"),
+                "the example's entropy device: \(r.stderr)")
         #expect(try BlockPattern.mismatches(image: dir.appendingPathComponent("rootfs.img").path, seed: 2, sectors: 0..<32).isEmpty)
     }
 
