@@ -102,6 +102,8 @@ public final class Machine {
     private struct LegacyDevices {
         let bus: PortIOBus
         let serial: Serial8250
+        /// The keyboard controller, for `sendCtrlAltDel()`.
+        let i8042: I8042
         let mmio: MMIOBus
     }
 
@@ -112,13 +114,16 @@ public final class Machine {
             do { try vm.pulseIRQ(Layout.serialIRQ) } catch { logger.error("serial interrupt: \(error)") }
         })
         try bus.insert(serial, base: Layout.serialPort, count: 8)
-        try bus.insert(I8042(onReset: { lifecycle.finish(.guestReset) }), base: Layout.i8042DataPort, count: 5)
+        let i8042 = I8042(onReset: { lifecycle.finish(.guestReset) }, raiseInterrupt: {
+            do { try vm.pulseIRQ(Layout.i8042IRQ) } catch { logger.error("i8042 interrupt: \(error)") }
+        })
+        try bus.insert(i8042, base: Layout.i8042DataPort, count: 5)
         let counters = self.counters
         try bus.insert(BootTimer(startNanoseconds: startNanoseconds, report: { ms, value in
             _ = counters.bootMicroseconds.compareExchange(expected: 0, desired: UInt64(ms * 1000), ordering: .relaxed)
             logger.notice("guest boot-timer: \(formatMilliseconds(ms)) ms since start (value \(value))")
         }), base: Layout.bootTimerPort, count: 1)
-        return LegacyDevices(bus: bus, serial: serial, mmio: mmio)
+        return LegacyDevices(bus: bus, serial: serial, i8042: i8042, mmio: mmio)
     }
 
     private func start(vcpus: [VCPU], vmFD: Int32, devices: LegacyDevices, virtio: VirtioDevices,

@@ -10,11 +10,11 @@ import Sandbox
 /// pidfds, and Landlock denies the file system besides (see `Machine.lockDown`).
 ///
 /// A vCPU thread needs: KVM_RUN on its own vCPU fd (and KVM_GET_REGS there to report
-/// a crash), KVM_IRQ_LINE on the VM fd (the UART's interrupt), writes (serial output to
-/// stdout, the lifecycle eventfd, log lines), and the vhost-user calls a guest's config
-/// access or DRIVER_OK makes (sendmsg/recvmsg on backend sockets — any socket, since a
-/// restarted worker gets a new one). Nothing here opens a path, creates a socket or a
-/// process, or touches memory protections beyond the allocator's.
+/// a crash), KVM_IRQ_LINE on the VM fd (the UART's and the keyboard's interrupts),
+/// writes (serial output to stdout, the lifecycle eventfd, log lines), and the vhost-user
+/// calls a guest's config access or DRIVER_OK makes (sendmsg/recvmsg on backend sockets
+/// — any socket, since a restarted worker gets a new one). Nothing here opens a path,
+/// creates a socket or a process, or touches memory protections beyond the allocator's.
 enum VMMSeccompPolicy {
     /// The signal thread: waits in sigtimedwait, then writes the lifecycle eventfd.
     static func signals() -> [SeccompRule] {
@@ -88,7 +88,7 @@ enum VMMSeccompPolicy {
         return BasePolicy.runtime(pid: getpid()) + vhostRules + [
             SeccompRule("ioctl", Arg(0) == vcpu, Arg(1) == UInt64(VOLT_KVM_RUN), why: "run the guest"),
             SeccompRule("ioctl", Arg(0) == vcpu, Arg(1) == UInt64(VOLT_KVM_GET_REGS), why: "RIP for a crash or stop report"),
-            SeccompRule("ioctl", Arg(0) == vm, Arg(1) == UInt64(VOLT_KVM_IRQ_LINE), why: "legacy device interrupts (UART)"),
+            SeccompRule("ioctl", Arg(0) == vm, Arg(1) == UInt64(VOLT_KVM_IRQ_LINE), why: "legacy device interrupts (UART, i8042 keyboard)"),
             SeccompRule("rt_sigreturn", why: "return from the kick signal that ends KVM_RUN"),
             SeccompRule("sendmsg", why: "vhost-user requests for config space and DRIVER_OK (backend sockets)"),
             SeccompRule("recvmsg", why: "vhost-user replies (GET_CONFIG, GET_VRING_BASE, GET_INFLIGHT_FD with its fd)"),

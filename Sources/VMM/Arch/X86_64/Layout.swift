@@ -40,6 +40,7 @@ enum Layout {
     static let serialIRQ: UInt32 = 4
     static let i8042DataPort: UInt16 = 0x60
     static let i8042CommandPort: UInt16 = 0x64
+    static let i8042IRQ: UInt32 = 1                    // the keyboard's ISA IRQ
     /// A guest writes any byte here to mark "booted"; volt-vmm logs the time since its exec.
     static let bootTimerPort: UInt16 = 0x440
 
