@@ -23,15 +23,6 @@
 #define ZERO_CHECK_MIN     8u           /* an all-zero completion shorter than this can be chance */
 #define MAX_MODULES        16u
 
-/* LAPIC timer registers, for the calibration only (the runtime owns the rest). */
-#define LAPIC_LVT_TIMER    0x320
-#define LAPIC_TIMER_ICR    0x380
-#define LAPIC_TIMER_CCR    0x390
-#define LAPIC_TIMER_DCR    0x3e0
-#define LAPIC_DCR_DIV1     0xb
-#define CAL_COUNTS         50000000u    /* 50 ms at the 1 GHz LAPIC clock */
-#define CAL_TSC_LIMIT      20000000000ull   /* give up if the LAPIC count does not move */
-
 extern char __image_end[];             /* link.ld */
 
 static struct virtq_mem ring;
@@ -48,93 +39,6 @@ static u64 cmdline_num(u32 si, const char *key, u64 def)
     if (r < 0)
         rt_printf("VOLT-GUEST virtio_rng: bad %s= value, using %llu\n", key, def);
     return r > 0 ? v : def;
-}
-
-/* 64/64 division by shift and subtract (no libgcc). */
-static u64 div64(u64 n, u64 d)
-{
-    u64 q = 0, r = 0;
-    for (int i = 63; i >= 0; i--) {
-        r = (r << 1) | ((n >> i) & 1);
-        if (r >= d) {
-            r -= d;
-            q |= 1ull << i;
-        }
-    }
-    return q;
-}
-
-/* ---- TSC frequency ---- */
-
-static u32 tsc_khz_cpuid(const char **src)
-{
-    u32 a, b, c, d, max;
-    cpuid(0, 0, &max, &b, &c, &d);
-    if (max >= 0x15) {
-        cpuid(0x15, 0, &a, &b, &c, &d);   /* TSC = crystal (ecx Hz) * ebx / eax */
-        if (a && b && c) {
-            *src = "cpuid15";
-            return (u32)rt_udiv64(rt_udiv64((u64)c * b, a), 1000);
-        }
-    }
-    /* Leaf 0x16 only gives whole MHz (0.1% off or worse): not good enough. */
-    cpuid(1, 0, &a, &b, &c, &d);
-    if (c & (1u << 31)) {
-        cpuid(0x40000000, 0, &a, &b, &c, &d);
-        if (a >= 0x40000010) {
-            cpuid(0x40000010, 0, &a, &b, &c, &d);   /* eax = TSC kHz (VMware/QEMU leaf) */
-            if (a) {
-                *src = "cpuid40000010";
-                return a;
-            }
-        }
-    }
-    return 0;
-}
-
-/* One (TSC, LAPIC count) pair: the TSC at the middle of the MMIO read, from
- * the best of a few tries; *width = TSC cycles the read took. */
-static void cal_sample(u64 *tsc, u32 *count, u64 *width)
-{
-    *width = ~0ull;
-    for (u32 i = 0; i < 4; i++) {
-        u64 t0 = rdtsc();
-        u32 c = mmio_read32(LAPIC_BASE + LAPIC_TIMER_CCR);
-        u64 t1 = rdtsc();
-        if (t1 - t0 < *width) {
-            *width = t1 - t0;
-            *tsc = t0 + (t1 - t0) / 2;
-            *count = c;
-        }
-    }
-}
-
-/* TSC kHz from 50 ms of the LAPIC timer (one-shot, masked, divide by 1, so a
- * count is 1 ns).  Interrupts must be off; the runtime's periodic tick is
- * restarted afterwards.  *ppm = worst-case error from the two reads' widths. */
-static u32 tsc_khz_lapic(u32 *ppm)
-{
-    u64 t0, t1, w0, w1;
-    u32 c0, c1;
-    mmio_write32(LAPIC_BASE + LAPIC_LVT_TIMER, (1u << 16) | RT_VEC_TIMER);
-    mmio_write32(LAPIC_BASE + LAPIC_TIMER_DCR, LAPIC_DCR_DIV1);
-    mmio_write32(LAPIC_BASE + LAPIC_TIMER_ICR, 0xffffffffu);
-    cal_sample(&t0, &c0, &w0);
-    u32 khz = 0;
-    for (;;) {
-        u32 c = mmio_read32(LAPIC_BASE + LAPIC_TIMER_CCR);
-        if (c0 - c >= CAL_COUNTS && c <= c0) {
-            cal_sample(&t1, &c1, &w1);
-            u64 cycles = t1 - t0;
-            khz = (u32)rt_udiv64(cycles * 1000000u, c0 - c1);   /* cycles per ns * 1e6 */
-            *ppm = (u32)div64((w0 + w1) / 2 * 1000000u, cycles);
-            break;
-        }
-        if (rdtsc() - t0 > CAL_TSC_LIMIT)
-            break;
-    }
-    lapic_timer_periodic(RT_VEC_TIMER, RT_TIMER_COUNT, RT_TIMER_DCR_DIV16);
-    return khz;
 }
 
 /* ---- where the bytes go ---- */
@@ -298,14 +202,14 @@ void guest_main(u32 si)
     /* The clock first, so DRIVER_OK comes right before the first request
      * (QEMU, for one, starts its rate-limit period at DRIVER_OK). */
     const char *src = "none";
-    u32 ppm = 0, tsc_khz = tsc_khz_cpuid(&src);
+    u32 ppm = 0, tsc_khz = rt_tsc_khz_cpuid(&src);
     if (tsc_khz) {
         rt_printf("VOLT-GUEST virtio_rng: tsc_khz=%u source=%s\n", tsc_khz, src);
     } else {
-        tsc_khz = tsc_khz_lapic(&ppm);
+        tsc_khz = rt_tsc_khz_lapic(&ppm);
         if (tsc_khz)
             rt_printf("VOLT-GUEST virtio_rng: tsc_khz=%u source=lapic calibration_ms=%u uncertainty_ppm=%u\n",
-                      tsc_khz, CAL_COUNTS / 1000000u, ppm);
+                      tsc_khz, RT_TSC_CAL_MS, ppm);
         else
             rt_printf("VOLT-GUEST virtio_rng: tsc_khz=0 source=none (LAPIC timer did not count)\n");
     }
@@ -415,7 +319,7 @@ void guest_main(u32 si)
     }
     u64 cycles = t_end - t_start;
     u64 elapsed_us = tsc_khz ? rt_udiv64(cycles * 1000 + tsc_khz / 2, tsc_khz) : 0;
-    u64 rate_bps = tsc_khz && cycles ? div64((u64)want * tsc_khz * 1000, cycles) : 0;
+    u64 rate_bps = tsc_khz && cycles ? rt_udiv64_64((u64)want * tsc_khz * 1000, cycles) : 0;
     rt_printf("VOLT-GUEST virtio_rng: bytes=%u requests=%u distinct=%u min=%u max=%u chi2x100=%llu longest_run=%u "
               "zero_buffers=%u short_reads=%u empty_reads=%u elapsed_us=%llu rate_bps=%llu\n",
               want, requests, distinct, min, max, want ? chi2x100(want) : 0, longest, zero_buffers, short_reads,

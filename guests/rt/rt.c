@@ -92,6 +92,21 @@ u64 rt_udiv64(u64 n, u32 d)
     return n;
 }
 
+/* 64/64 division by shift and subtract (no libgcc); slow, for the few
+ * places a 64-bit divisor is needed. */
+u64 rt_udiv64_64(u64 n, u64 d)
+{
+    u64 q = 0, r = 0;
+    for (int i = 63; i >= 0; i--) {
+        r = (r << 1) | ((n >> i) & 1);
+        if (r >= d) {
+            r -= d;
+            q |= 1ull << i;
+        }
+    }
+    return q;
+}
+
 static void put_num(u64 v, u32 base, int width, char pad)
 {
     char buf[24];

@@ -56,6 +56,7 @@ void serial_puts(const char *s);
  * '0' padding for x/u (e.g. %02x, %08llx), %% . */
 void rt_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 u64 rt_udiv64(u64 n, u32 d);     /* 64/32 division without libgcc */
+u64 rt_udiv64_64(u64 n, u64 d);  /* 64/64, bit by bit (slow) */
 usize rt_strlen(const char *s);
 int rt_memcmp(const void *a, const void *b, usize n);
 void *memset(void *d, int c, usize n);
@@ -102,6 +103,17 @@ extern volatile u32 rt_ticks;        /* LAPIC timer ticks since rt_tick_start */
 u32  rt_tick_start(void);
 void rt_tick_stop(void);
 u32  ioapic_pin_count(void);         /* redirection entries of the IOAPIC */
+/* ---- TSC frequency (rt/tsc.c) ---- */
+#define RT_TSC_CAL_MS 50u
+/* kHz as CPUID states it: leaf 0x15 (crystal x ratio) or the hypervisor leaf
+ * 0x40000010; *source = "cpuid15" | "cpuid40000010".  0 if neither does
+ * (leaf 0x16 gives whole MHz only and is not used). */
+u32  rt_tsc_khz_cpuid(const char **source);
+/* kHz measured over RT_TSC_CAL_MS of the LAPIC timer (1 count = 1 ns at KVM's
+ * 1 GHz).  After rt_tick_start, interrupts off; restarts the periodic tick.
+ * *ppm = worst-case error.  0 if the timer does not count. */
+u32  rt_tsc_khz_lapic(u32 *ppm);
+
 static inline void rt_mb(void) { __asm__ volatile("lock; addl $0, (%%esp)" ::: "memory"); }
 static inline void rt_barrier(void) { __asm__ volatile("" ::: "memory"); }
 
