@@ -42,7 +42,7 @@ final class MessageParser {
 
     init(_ kind: Kind, maxBody: Int) {
         _ = headLimitInstalled
-        self.maxBody = maxBody
+        self.maxBody = max(0, maxBody)
         parser = .allocate(capacity: 1)
         http_parser_init(parser, kind == .request ? HTTP_REQUEST : HTTP_RESPONSE)
         settings = .allocate(capacity: 1)

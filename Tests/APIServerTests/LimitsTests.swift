@@ -35,6 +35,8 @@ import Testing
         // Many small headers add up the same way.
         let many = "GET / HTTP/1.1\r\n" + (0..<500).map { "X-H\($0): 0123456789\r\n" }.joined() + "\r\n"
         _ = try expectFault(s, Array(many.utf8))
+        // So does a long request line, even before its first CRLF.
+        _ = try expectFault(s, Array("GET /\(String(repeating: "u", count: 9000))".utf8))
         try expectStillServing(s)
     }
 
@@ -56,6 +58,13 @@ import Testing
         let d = try RawClient(s.path)
         d.send(exact)
         #expect(d.response()?.json?["body_length"] as? Int == 51_200)
+    }
+
+    @Test func negativeLimitsDoNotTrap() throws {
+        let s = try TestServer(limits: APIServer.Limits(maxPayload: -1, maxConnections: -5))
+        defer { s.stop() }
+        _ = try expectFault(s, Array(put("/x", "a").utf8))
+        try expectStillServing(s)
     }
 
     @Test func configurableMaxPayload() throws {
