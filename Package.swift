@@ -22,6 +22,16 @@ let package = Package(
         // libseccomp and libcap (apt: libseccomp-dev, libcap-dev), for the workers' sandbox.
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        // libhttp-parser 2.9.4 (apt: libhttp-parser-dev) frames the API's HTTP/1.1. No .pc
+        // file ships with it, so the modulemap links it by name.
+        .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+        // HTTP/1.1 over a Unix socket for the Firecracker-compatible API: server (one
+        // poll(2) loop, no files or sockets created once it runs) and a tiny client.
+        // Knows nothing about the VMM.
+        .target(
+            name: "APIServer",
+            dependencies: ["CHTTPParser", "CShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // Jails a worker before its first vhost-user message: rlimits, namespaces, empty
         // root, no capabilities, no_new_privs, Landlock, seccomp (common + vhost-user base).
         .target(name: "Sandbox", dependencies: ["CShim", "CSeccomp", "CCap"]),
@@ -113,6 +123,7 @@ let package = Package(
         // setns + AF_PACKET for NetWorkerTests and volt-bench's net benchmark.
         .target(name: "NetTestShim", path: "Tests/NetTestShim"),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
+        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "CHTTPParser", "CShim", "Sandbox"]),
         .testTarget(
             name: "EntropyWorkerTests",
             dependencies: ["EntropyWorker", "WorkerCore", "IPC", "VirtioCore", "Sandbox", "TestFrontend", "VoltTestSupport"]

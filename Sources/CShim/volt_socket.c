@@ -82,6 +82,10 @@ int volt_unix_accept(int listen_fd) {
     return ret(fd);
 }
 
+int volt_accept_nonblocking(int listen_fd) {
+    return ret(accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC));
+}
+
 int volt_remove_stale_socket(const char *path) {
     struct stat st;
     if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : -errno;

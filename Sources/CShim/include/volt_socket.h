@@ -17,6 +17,10 @@ int volt_unix_listen(const char *path, int backlog);
 int volt_unix_connect(const char *path);
 /// accept4(SOCK_CLOEXEC); retries EINTR.
 int volt_unix_accept(int listen_fd);
+/// One accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) (the API server's poll loop; Swift cannot see
+/// accept4, and accept + fcntl would leak the fd into a worker spawned in between).
+/// Does not retry EINTR.
+int volt_accept_nonblocking(int listen_fd);
 /// Removes `path` if it is a socket. 0 if removed or absent, -EEXIST if it is not a socket.
 int volt_remove_stale_socket(const char *path);
 /// 1 if `fd` is a socket, 0 if it is something else.
