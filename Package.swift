@@ -40,12 +40,13 @@ let package = Package(
             dependencies: ["CShim", "VirtioCore", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // The VMM core: KVM, guest memory, boot, devices, workers, host networking, kernel
-        // store. No argument parsing and no exit codes: the CLI (and later the API server)
-        // are front doors to it. FoundationEssentials only, never Foundation.
+        // store, and the Firecracker-compatible API (resources, routes, the API thread). No
+        // argument parsing and no exit codes: the CLI is a front door to it.
+        // FoundationEssentials only, never Foundation.
         .target(
             name: "VMM",
             dependencies: [
-                "CShim", "IPC", "Sandbox", "VirtioCore",
+                "APIServer", "CShim", "IPC", "Sandbox", "VirtioCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -55,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "VMMMain",
             dependencies: [
-                "VMM", "CShim", "Sandbox",
+                "VMM", "APIServer", "CShim", "Sandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -100,7 +101,7 @@ let package = Package(
         .target(name: "VoltTestSupport", dependencies: ["TestSupport"], path: "Tests/TestSupport"),
         .testTarget(
             name: "VMMTests",
-            dependencies: ["VMM", "VMMMain", "CShim", "Sandbox", "TestFrontend", "VoltTestSupport", "NetTestShim", "VirtioCore", .product(name: "SystemPackage", package: "swift-system"),
+            dependencies: ["VMM", "VMMMain", "APIServer", "CShim", "Sandbox", "TestFrontend", "VoltTestSupport", "NetTestShim", "VirtioCore", .product(name: "SystemPackage", package: "swift-system"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(

@@ -1,7 +1,8 @@
-/* ticker.elf: the guest's own clock, printed.  One line every ticker.ms
- * milliseconds of TSC time, with the TSC milliseconds since the first line:
- * if the VMM pauses the VM and restores its TSC on resume, those stay evenly
- * spaced; if the TSC runs on while paused, they jump.
+/* ticker.elf: the guest's own clocks, printed.  One line every ticker.ms
+ * milliseconds of TSC time, with the TSC and the kvmclock milliseconds since
+ * the first line: if the VMM pauses the VM and holds a clock still while
+ * paused, its column stays evenly spaced across the pause; if the clock runs
+ * on, it jumps.
  *
  * It also drives the i8042 keyboard through its interrupt (IRQ 1 -> IOAPIC
  * pin 1 -> LAPIC), asks the keyboard for its ID, and decodes scan code set 1
@@ -222,7 +223,8 @@ void guest_main(u32 si)
         rt_printf("VOLT-GUEST ticker: keyboard ctr=0x%x irq=%u vector=0x%x ack=0x%02x id=0x%02x%02x got=%u irqs=%u\n",
                   ctr, KBD_IRQ, VEC_KBD, id[0], id[1], id[2], got, kbd_irqs);
     }
-    rt_printf("VOLT-GUEST ticker: period_ms=%llu ticks=%llu\n", period_ms, ticks);
+    int kvmclock = rt_kvmclock_start();
+    rt_printf("VOLT-GUEST ticker: period_ms=%llu ticks=%llu kvmclock=%s\n", period_ms, ticks, kvmclock ? "yes" : "no");
 
     /* Tick k (from 1) is due period_ms after tick k-1's due time, so the
      * schedule does not drift with the 10 ms wake-up granularity.  A tick more
@@ -230,6 +232,7 @@ void guest_main(u32 si)
      * of a burst of catch-up lines. */
     u64 period = ms_to_cycles(period_ms);
     u64 first = rdtsc(), due = first;
+    u64 first_ns = kvmclock ? rt_kvmclock_ns() : 0;
     /* About period_ms / 10 wakeups per tick are due (plus keyboard ones);
      * ten times that means the TSC or the timer is stuck. */
     u64 max_idle_wakeups = period_ms + 1000;
@@ -242,7 +245,8 @@ void guest_main(u32 si)
             break;
         u64 now = rdtsc();
         if (now >= due) {
-            rt_printf("VOLT-GUEST ticker: tick=%llu tsc_ms=%llu\n", k, rt_udiv64(now - first, (u32)tsc_khz));
+            u64 kvm_ms = kvmclock ? rt_udiv64(rt_kvmclock_ns() - first_ns, 1000000u) : 0;
+            rt_printf("VOLT-GUEST ticker: tick=%llu tsc_ms=%llu kvm_ms=%llu\n", k, rt_udiv64(now - first, (u32)tsc_khz), kvm_ms);
             due = now - due >= period ? now + period : due + period;
             k++;
             idle_wakeups = 0;

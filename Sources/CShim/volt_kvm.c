@@ -23,6 +23,11 @@ const unsigned long VOLT_KVM_SET_REGS = KVM_SET_REGS;
 const unsigned long VOLT_KVM_GET_SREGS = KVM_GET_SREGS;
 const unsigned long VOLT_KVM_SET_SREGS = KVM_SET_SREGS;
 const unsigned long VOLT_KVM_SET_MSRS = KVM_SET_MSRS;
+const unsigned long VOLT_KVM_GET_MSRS = KVM_GET_MSRS;
+const unsigned long VOLT_KVM_GET_CLOCK = KVM_GET_CLOCK;
+const unsigned long VOLT_KVM_SET_CLOCK = KVM_SET_CLOCK;
+const unsigned long VOLT_KVM_GET_DEVICE_ATTR = KVM_GET_DEVICE_ATTR;
+const unsigned long VOLT_KVM_SET_DEVICE_ATTR = KVM_SET_DEVICE_ATTR;
 const unsigned long VOLT_KVM_SET_CPUID2 = KVM_SET_CPUID2;
 const unsigned long VOLT_KVM_SET_FPU = KVM_SET_FPU;
 const unsigned long VOLT_KVM_GET_LAPIC = KVM_GET_LAPIC;
@@ -41,3 +46,10 @@ struct kvm_msrs *volt_msrs_alloc(uint32_t n) {
 struct kvm_cpuid_entry2 *volt_cpuid2_entries(struct kvm_cpuid2 *c) { return c->entries; }
 struct kvm_msr_entry *volt_msrs_entries(struct kvm_msrs *m) { return m->entries; }
 #endif
+
+struct kvm_device_attr volt_tsc_offset_attr(uint64_t *value) {
+    struct kvm_device_attr attr = {
+        .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET, .addr = (uint64_t)(uintptr_t)value,
+    };
+    return attr;
+}

@@ -120,10 +120,20 @@ struct RunCommand: ParsableCommand {
     @Flag(help: .hidden)   // TEST ONLY: after locking down, report what file access and exec still work
     var probeLockdown = false
 
+    @Option(help: ArgumentHelp("Serve Firecracker's REST API on this Unix socket (mode 0600): the VM may be configured by it, and without --kernel it waits for PUT /actions InstanceStart; flags given here are its initial configuration.",
+                               valueName: "path"))
+    var apiSock: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .notice
 
     func run() throws {
+        if let apiSock {
+            do { throw ExitCode(try apiRunner(socket: apiSock).run()) } catch let error as ExitCode { throw error } catch {
+                fputs("volt-vmm: \(error)\n", stderr)
+                throw ExitCode(ExitStatus.code(for: error))
+            }
+        }
         let start = volt_monotonic_ns()
         let logger = LogSetup.logger(level: logLevel)
         do {
@@ -163,9 +173,11 @@ struct RunCommand: ParsableCommand {
         var disks = try disk.isEmpty
             ? file.disks.map { var d = $0; d.path = Self.resolve(d.path, relativeTo: base, onlyIfExists: false); return d }
             : disk.map { try DiskSpec(parsing: $0) }
-        var nets = try (net.isEmpty ? file.networks : net).map { try NetSpec(parsing: $0) }
-        var rngs = try entropy.map { [try EntropySpec(parsing: $0)] } ?? file.entropy.map { [$0] } ?? []
-        try FaultOption.apply(fault, disks: &disks, nets: &nets, entropy: &rngs)
+        let nets = try (net.isEmpty ? file.networks : net).map { try NetSpec(parsing: $0) }
+        let rngs = try entropy.map { [try EntropySpec(parsing: $0)] } ?? file.entropy.map { [$0] } ?? []
+        var devices: [VirtioDeviceSpec] = disks.map { .disk($0) } + nets.map { .net($0) } + rngs.map { .entropy($0) }
+            + vhostUserBlock.map { .vhostUserBlock(socket: $0) } + vhostUserNet.map { .vhostUserNet(socket: $0) }
+        try FaultOption.apply(fault, to: &devices)
         let hostBytes = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
         let minimum = MachineConfig.minimumMemoryBytes >> 20
         guard memory >= minimum else {
@@ -185,9 +197,7 @@ struct RunCommand: ParsableCommand {
         let kernelPath = try KernelStore.resolve(kernel, store: kernelStore)
         var machine = MachineConfig(kernelPath: kernelPath, initrdPath: initrd, cmdline: cmdline,
                              memoryBytes: memory << 20, vcpus: vcpus,
-                             devices: disks.map { .disk($0) } + nets.map { .net($0) } + rngs.map { .entropy($0) }
-                                 + vhostUserBlock.map { .vhostUserBlock(socket: $0) }
-                                 + vhostUserNet.map { .vhostUserNet(socket: $0) },
+                             devices: devices,
                              vmID: vmID, restart: RestartPolicy(mode: restart))
         machine.seccomp = noSeccomp ? nil : (seccomp == .log ? .log : .kill)
         machine.landlock = !noLandlock
@@ -195,6 +205,50 @@ struct RunCommand: ParsableCommand {
         machine.metricsPath = metrics
         machine.metricsIntervalMilliseconds = metricsInterval
         return machine
+    }
+
+    /// `--api-sock`: the flags (and `--config`) as the API's initial configuration; a kernel
+    /// among them starts the VM at once.
+    func apiRunner(socket: String) throws -> APIRunner {
+        let file = try config.map { try VMConfigFile.load(path: $0) } ?? VMConfigFile()
+        let base = config.map { Self.directory(of: $0) }
+        var resources = VMResources()
+        let kernel = self.kernel ?? file.kernel.map { Self.resolve($0, relativeTo: base, onlyIfExists: true) }
+        if let kernel {
+            var cmdline = self.cmdline ?? file.cmdline ?? Self.defaultCmdline
+            if let ip = file.kernelIPArgument { cmdline += " \(ip)" }
+            resources.bootSource = BootSourceConfig(kernelImagePath: kernel, bootArgs: cmdline,
+                                                    initrdPath: initrd ?? file.initrd.map { Self.resolve($0, relativeTo: base, onlyIfExists: false) })
+        }
+        resources.machine = MachineConfiguration(vcpuCount: vcpus ?? file.vcpus ?? 1, memSizeMiB: Int(memory ?? file.memoryMiB ?? 256))
+        let disks = try disk.isEmpty
+            ? file.disks.map { var d = $0; d.path = Self.resolve(d.path, relativeTo: base, onlyIfExists: false); return d }
+            : disk.map { try DiskSpec(parsing: $0) }
+        for (i, d) in disks.enumerated() { try resources.put(drive: DriveConfig(id: "disk\(i)", backend: .image(d))) }
+        for (i, s) in vhostUserBlock.enumerated() { try resources.put(drive: DriveConfig(id: "vhost-user-blk\(i)", backend: .vhostUser(socket: s))) }
+        let nets = try (net.isEmpty ? file.networks : net).map { try NetSpec(parsing: $0) }
+        for (i, n) in nets.enumerated() { try resources.put(networkInterface: NetworkInterfaceConfig(id: "net\(i)", spec: n)) }
+        resources.entropy = try entropy.map { try EntropySpec(parsing: $0) } ?? file.entropy
+        resources.otherDevices = vhostUserNet.map { .vhostUserNet(socket: $0) }
+        resources.faults = fault
+        if let metrics { resources.metrics = MetricsConfig(metricsPath: metrics) }
+        guard (100...3_600_000).contains(metricsInterval) else { throw RunUsageError.metricsIntervalOutOfRange(metricsInterval) }
+        var runner = APIRunner(socketPath: socket, resources: resources, startAtOnce: kernel != nil,
+                               vmID: try (id ?? file.id).map { try VMID(given: $0) } ?? VMID(),
+                               kernelStore: kernelStore, defaultCmdline: Self.defaultCmdline)
+        runner.logLevel = logLevel
+        runner.seccomp = noSeccomp ? nil : (seccomp == .log ? .log : .kill)
+        runner.landlock = !noLandlock
+        let (noSeccomp, seccomp, noLandlock, probeLockdown, restart, interval) =
+            (self.noSeccomp, self.seccomp, self.noLandlock, self.probeLockdown, self.restart, metricsInterval)
+        runner.apply = { config in
+            config.seccomp = noSeccomp ? nil : (seccomp == .log ? .log : .kill)
+            config.landlock = !noLandlock
+            config.probeLockdown = probeLockdown
+            config.restart = RestartPolicy(mode: restart)
+            config.metricsIntervalMilliseconds = interval
+        }
+        return runner
     }
 
     /// Paths in a config file are relative to the file. A kernel that is not an existing

@@ -5,6 +5,9 @@ enum RunUsageError: Error, Equatable, CustomStringConvertible {
     case memoryExceedsHost(mib: UInt64, hostMiB: UInt64)
     case noVCPUs(Int)
     case metricsIntervalOutOfRange(Int)
+    case unsupportedFlag(String, String)
+    case badLevel(String)
+    case noApiWithoutConfig
 
     var description: String {
         switch self {
@@ -18,6 +21,12 @@ enum RunUsageError: Error, Equatable, CustomStringConvertible {
             return "--vcpus \(vcpus): a VM needs at least one vCPU"
         case let .metricsIntervalOutOfRange(ms):
             return "--metrics-interval \(ms): must be 100 to 3600000 ms"
+        case let .unsupportedFlag(flag, why):
+            return "\(flag): \(why)"
+        case let .badLevel(level):
+            return "--level \(level): use Error, Warning, Info, Debug, Trace or Off"
+        case .noApiWithoutConfig:
+            return "--no-api needs --config-file: without an API the VM is configured by the file alone"
         }
     }
 }

@@ -32,15 +32,17 @@ import VoltTestSupport
         let dir = try makeTemporaryDirectory("rng")
         defer { try? FileManager.default.removeItem(at: dir) }
         let metrics = dir.appendingPathComponent("metrics.jsonl").path
+        // rate= keeps the guest reading long enough to look at the worker, whose pid
+        // volt-vmm logs ("spawned volt-rng-worker pid N").
+        let vmm = try Background(TestEnvironment.voltVMM, ["run", "--kernel", guest, "--log-level", "info", "--entropy", "rate=65536",
+                                                           "--metrics", metrics, "--cmdline", "rng.bytes=131072"])
         var jail: [String: String] = [:]
-        // rate= keeps the guest reading long enough to look at the worker.
-        let r = try TestEnvironment.runVMM(["run", "--kernel", guest, "--log-level", "info", "--entropy", "rate=65536",
-                                            "--metrics", metrics, "--cmdline", "rng.bytes=131072"],
-                                           whenOutput: ("virtio_rng: vendor=", {
-            // Only this suite's VMs spawn volt-rng-worker with an inherited socket (--fd 3).
-            let found = try? TestEnvironment.run("/usr/bin/pgrep", ["-f", "volt-rng-worker --fd 3"])
-            if let pid = found?.stdout.split(separator: "\n").first.flatMap({ pid_t($0) }) { jail = SandboxInspection.status(pid) }
-        }), timeout: 60)
+        if vmm.waitFor("virtio_rng: vendor=", timeout: 60), let pid = TestEnvironment.spawnedWorkerPIDs(vmm.stderr).first {
+            jail = SandboxInspection.status(pid)
+        }
+        let finished = vmm.wait(timeout: 60)
+        let r = (status: finished ? vmm.process.terminationStatus : vmm.stop(), stdout: vmm.stdout, stderr: vmm.stderr)
+        #expect(finished, "the guest finished within 60 s")
         #expect(r.status == 0, "stderr: \(r.stderr)")
         #expect(r.stdout.contains("VOLT-GUEST virtio_rng: ok"), "\(r.stdout)")
         let s = Self.stats(r.stdout)

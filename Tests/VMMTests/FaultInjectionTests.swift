@@ -78,12 +78,15 @@ extension DiskWorkerTests {
 
 /// `--fault` parsing in volt-vmm: every mistake is a usage error (exit 2) naming the fix.
 @Suite struct FaultOptionTests {
+    /// Disks, then NICs, then entropy devices, as volt-vmm orders them.
     private func apply(_ faults: [String], disks: Int = 1, nets: Int = 1, rngs: Int = 0) throws -> ([DiskSpec], [NetSpec], [EntropySpec]) {
-        var d = (0..<disks).map { DiskSpec(path: "/d\($0).img") }
-        var n = try (0..<nets).map { _ in try NetSpec(parsing: "tap=vm0") }
-        var r = (0..<rngs).map { _ in EntropySpec() }
-        try FaultOption.apply(faults, disks: &d, nets: &n, entropy: &r)
-        return (d, n, r)
+        var devices: [VirtioDeviceSpec] = (0..<disks).map { .disk(DiskSpec(path: "/d\($0).img")) }
+        devices += try (0..<nets).map { _ in .net(try NetSpec(parsing: "tap=vm0")) }
+        devices += (0..<rngs).map { _ in .entropy(EntropySpec()) }
+        try FaultOption.apply(faults, to: &devices)
+        return (devices.compactMap { if case let .disk(d) = $0 { d } else { nil } },
+                devices.compactMap { if case let .net(n) = $0 { n } else { nil } },
+                devices.compactMap { if case let .entropy(e) = $0 { e } else { nil } })
     }
 
     @Test func faultsGoToTheirDevicesWorker() throws {

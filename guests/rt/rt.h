@@ -7,6 +7,7 @@ typedef unsigned short     u16;
 typedef unsigned int       u32;
 typedef unsigned long long u64;
 typedef int                i32;
+typedef signed char        s8;
 typedef u32                usize;
 
 #define NULL ((void *)0)
@@ -31,6 +32,7 @@ static inline void cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
 {
     __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
 }
+static inline void wrmsr(u32 msr, u64 v) { __asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory"); }
 static inline u64 rdtsc(void) { u32 lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return ((u64)hi << 32) | lo; }
 static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
 static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
@@ -113,6 +115,12 @@ u32  rt_tsc_khz_cpuid(const char **source);
  * 1 GHz).  After rt_tick_start, interrupts off; restarts the periodic tick.
  * *ppm = worst-case error.  0 if the timer does not count. */
 u32  rt_tsc_khz_lapic(u32 *ppm);
+
+/* ---- kvmclock (rt/kvmclock.c) ---- */
+/* Registers this vCPU's kvmclock record (MSR_KVM_SYSTEM_TIME_NEW).  0 if the
+ * hypervisor offers no kvmclock (CPUID 0x40000001 bit 3). */
+int  rt_kvmclock_start(void);
+u64  rt_kvmclock_ns(void);           /* guest ns since the VM started; after rt_kvmclock_start */
 
 static inline void rt_mb(void) { __asm__ volatile("lock; addl $0, (%%esp)" ::: "memory"); }
 static inline void rt_barrier(void) { __asm__ volatile("" ::: "memory"); }

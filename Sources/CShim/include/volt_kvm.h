@@ -25,6 +25,11 @@ extern const unsigned long VOLT_KVM_SET_REGS;
 extern const unsigned long VOLT_KVM_GET_SREGS;
 extern const unsigned long VOLT_KVM_SET_SREGS;
 extern const unsigned long VOLT_KVM_SET_MSRS;
+extern const unsigned long VOLT_KVM_GET_MSRS;
+extern const unsigned long VOLT_KVM_GET_CLOCK;
+extern const unsigned long VOLT_KVM_SET_CLOCK;
+extern const unsigned long VOLT_KVM_GET_DEVICE_ATTR;
+extern const unsigned long VOLT_KVM_SET_DEVICE_ATTR;
 extern const unsigned long VOLT_KVM_SET_CPUID2;
 extern const unsigned long VOLT_KVM_SET_FPU;
 extern const unsigned long VOLT_KVM_GET_LAPIC;
@@ -37,3 +42,13 @@ struct kvm_msrs *volt_msrs_alloc(uint32_t n);
 /// Pointer to the first entry of the flexible arrays above.
 struct kvm_cpuid_entry2 *volt_cpuid2_entries(struct kvm_cpuid2 *c);
 struct kvm_msr_entry *volt_msrs_entries(struct kvm_msrs *m);
+
+/// The vCPU's TSC offset attribute (group KVM_VCPU_TSC_CTRL, KVM_VCPU_TSC_OFFSET): a
+/// kvm_device_attr pointing at `value`, for KVM_GET_DEVICE_ATTR / KVM_SET_DEVICE_ATTR.
+struct kvm_device_attr volt_tsc_offset_attr(uint64_t *value);
+/// The host's TSC (rdtsc).
+static inline uint64_t volt_rdtsc(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}

@@ -9,10 +9,10 @@ public enum FaultOption {
     static let usage = "--fault DEVICE:KIND[,K=V...] with DEVICE a spawned device (disk0, net1, rng2, ...) and KIND "
         + FaultSpec.usage
 
-    /// Adds each fault to its device's spec. A fault without `seed=` gets the device
-    /// index as its seed (deterministic per device).
-    public static func apply(_ faults: [String], disks: inout [DiskSpec], nets: inout [NetSpec],
-                             entropy: inout [EntropySpec]) throws {
+    /// Adds each fault to its device's spec; `devices` in the VM's order (a device's name
+    /// is its kind and its index in it). A fault without `seed=` gets the device index as
+    /// its seed (deterministic per device).
+    public static func apply(_ faults: [String], to devices: inout [VirtioDeviceSpec]) throws {
         for text in faults {
             guard let colon = text.firstIndex(of: ":") else {
                 throw ConfigError.faultWithoutDevice(text)
@@ -24,15 +24,15 @@ public enum FaultOption {
             guard let index = Int(digits), String(index) == digits else {
                 throw ConfigError.faultDeviceNotAName(text: text, device: device)
             }
-            let netIndex = index - disks.count, rngIndex = index - disks.count - nets.count
             let worker: FaultSpec.Device
-            switch kind {
-            case "disk" where disks.indices.contains(index): worker = .block
-            case "net" where nets.indices.contains(netIndex): worker = .net
-            case "rng" where entropy.indices.contains(rngIndex): worker = .entropy
+            switch devices.indices.contains(index) ? devices[index] : nil {
+            case .disk? where kind == "disk": worker = .block
+            case .net? where kind == "net": worker = .net
+            case .entropy? where kind == "rng": worker = .entropy
             default:
-                let names = disks.indices.map { "disk\($0)" } + nets.indices.map { "net\(disks.count + $0)" }
-                    + entropy.indices.map { "rng\(disks.count + nets.count + $0)" }
+                let names = devices.enumerated().compactMap { i, d -> String? in
+                    switch d { case .disk, .net, .entropy: return "\(d.kind)\(i)"; default: return nil }
+                }
                 throw ConfigError.faultNoSuchDevice(text: text, device: device, devices: names)
             }
             var parsed: FaultSpec
@@ -40,10 +40,11 @@ public enum FaultOption {
                 throw ConfigError.badFault(device: device, error)
             }
             if !spec.contains("seed=") { parsed.seed = UInt64(index) }
-            switch worker {
-            case .block: disks[index].faults.append(parsed)
-            case .net: nets[netIndex].faults.append(parsed)
-            case .entropy: entropy[rngIndex].faults.append(parsed)
+            switch devices[index] {
+            case var .disk(d): d.faults.append(parsed); devices[index] = .disk(d)
+            case var .net(n): n.faults.append(parsed); devices[index] = .net(n)
+            case var .entropy(e): e.faults.append(parsed); devices[index] = .entropy(e)
+            default: break
             }
         }
     }

@@ -37,6 +37,11 @@ public struct VMConfigFile: Equatable {
     static let maxVCPUs = MPTable.maxCPUs
 
     public static func load(path: String) throws -> VMConfigFile {
+        try parse(try read(path: path), file: path)
+    }
+
+    /// A config file's bytes (at most 1 MiB).
+    static func read(path: String) throws -> [UInt8] {
         let fd: FileDescriptor
         do {
             fd = try FileDescriptor.open(path, .readOnly, options: .closeOnExec)
@@ -52,7 +57,7 @@ public struct VMConfigFile: Equatable {
             bytes += chunk[0..<n]
             guard bytes.count <= 1 << 20 else { throw ConfigError.configTooLarge(path: path) }
         }
-        return try parse(bytes, file: path)
+        return bytes
     }
 
     static func parse(_ bytes: [UInt8], file: String) throws -> VMConfigFile {

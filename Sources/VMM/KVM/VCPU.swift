@@ -81,6 +81,37 @@ final class VCPU: @unchecked Sendable {
         }
     }
 
+    /// Reads MSRs (e.g. IA32_TSC); KVM reports how many it read, and all must be.
+    func msrs(_ indices: [UInt32]) throws(KVMError) -> [UInt64] {
+        guard let buf = volt_msrs_alloc(UInt32(indices.count)) else { throw KVMError.ioctl("GET_MSRS", .noMemory) }
+        defer { free(buf) }
+        let entries = volt_msrs_entries(buf)!
+        for (i, index) in indices.enumerated() { entries[i].index = index }
+        let read = try kvmIoctl(fd, VOLT_KVM_GET_MSRS, buf, "GET_MSRS(vCPU \(self.index))")
+        guard read == indices.count else {
+            throw KVMError.ioctl("GET_MSRS(vCPU \(self.index)): MSR 0x\(String(indices[Int(read)], radix: 16)) unreadable", .invalidArgument)
+        }
+        return (0..<indices.count).map { entries[$0].data }
+    }
+
+    /// The guest TSC's offset from the host's (KVM_VCPU_TSC_OFFSET, Linux 5.16+).
+    func tscOffset() throws(KVMError) -> UInt64 {
+        var value: UInt64 = 0
+        try withUnsafeMutablePointer(to: &value) { (p) throws(KVMError) in
+            var attr = volt_tsc_offset_attr(p)
+            try kvmIoctl(fd, VOLT_KVM_GET_DEVICE_ATTR, &attr, "GET_DEVICE_ATTR(vCPU \(index), TSC offset)")
+        }
+        return value
+    }
+
+    func setTSCOffset(_ offset: UInt64) throws(KVMError) {
+        var value = offset
+        try withUnsafeMutablePointer(to: &value) { (p) throws(KVMError) in
+            var attr = volt_tsc_offset_attr(p)
+            try kvmIoctl(fd, VOLT_KVM_SET_DEVICE_ATTR, &attr, "SET_DEVICE_ATTR(vCPU \(index), TSC offset)")
+        }
+    }
+
     /// Asks KVM to return from KVM_RUN at the next opportunity (paired with a signal).
     func requestImmediateExit() {
         run.pointee.immediate_exit = 1

@@ -52,6 +52,20 @@ final class VirtualMachine: @unchecked Sendable {
     }
 
     /// An edge on an ISA interrupt line (the legacy devices' IOAPIC pins are edge-triggered).
+    /// kvmclock as KVM_GET_CLOCK reports it (ns), to put back with `setClock`.
+    func clock() throws(KVMError) -> UInt64 {
+        var data = kvm_clock_data()
+        try kvmIoctl(fd, VOLT_KVM_GET_CLOCK, &data, "GET_CLOCK")
+        return data.clock
+    }
+
+    /// KVM_SET_CLOCK: kvmclock reads `nanoseconds` from now on.
+    func setClock(_ nanoseconds: UInt64) throws(KVMError) {
+        var data = kvm_clock_data()
+        data.clock = nanoseconds
+        try kvmIoctl(fd, VOLT_KVM_SET_CLOCK, &data, "SET_CLOCK")
+    }
+
     func pulseIRQ(_ irq: UInt32) throws(KVMError) {
         try setIRQLine(irq, high: true)
         try setIRQLine(irq, high: false)

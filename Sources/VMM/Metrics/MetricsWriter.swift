@@ -1,6 +1,7 @@
 import CShim
 import Glibc
 import IPC
+import Synchronization
 import SystemPackage
 
 /// `--metrics PATH`: one JSON object per line, every interval and once more at exit:
@@ -13,6 +14,8 @@ final class MetricsWriter: @unchecked Sendable {
     /// Counters the VMM keeps about a device (e.g. its worker's restarts), by device name.
     private let extras: [String: @Sendable () -> [(name: String, value: UInt64)]]
     private let startNanoseconds: UInt64
+    /// Lines come from the metrics thread and from the API (`FlushMetrics`): one at a time.
+    private let writing = Condition()
 
     init(path: String, vmm: VMMCounters, devices: [(name: String, page: MetricsPage)],
          extras: [String: @Sendable () -> [(name: String, value: UInt64)]] = [:], startNanoseconds: UInt64) throws {
@@ -37,7 +40,7 @@ final class MetricsWriter: @unchecked Sendable {
             "\(Self.quote(device.name)):\(Self.object(device.page.snapshot() + (extras[device.name]?() ?? [])))"
         }.joined(separator: ",")
         line += "}}\n"
-        _ = try? fd.writeAll(line.utf8)
+        writing.withLock { _ = try? fd.writeAll(line.utf8) }
     }
 
     /// Writes every `intervalMilliseconds` until `lifecycle` finishes (the final line is
@@ -58,19 +61,5 @@ final class MetricsWriter: @unchecked Sendable {
         "{" + pairs.map { "\(quote($0.name)):\($0.value)" }.joined(separator: ",") + "}"
     }
 
-    /// A JSON string literal: quotes, backslashes and control characters escaped.
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where u.value < 0x20:
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
+    static func quote(_ s: String) -> String { JSONText.quote(s) }
 }

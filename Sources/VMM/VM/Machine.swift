@@ -27,6 +27,9 @@ public struct MachineConfig {
     public var runtimeDirectory: String?
     /// TEST ONLY (hidden `--probe-lockdown`): report what still works once locked down.
     public var probeLockdown = false
+    /// Files volt-vmm made that must go when it ends (the API socket): the launcher
+    /// removes them, also after a SIGKILL.
+    public var removeAtExit: [String] = []
 
     /// The smallest guest RAM volt-vmm boots (its fixed boot structures need it).
     public static let minimumMemoryBytes = Layout.minimumMemory
@@ -57,7 +60,9 @@ public final class Machine {
         self.startNanoseconds = startNanoseconds
     }
 
-    public func run() throws -> VMOutcome {
+    /// Builds the VM and runs it to its end. `onStarted` gets the VM's control once every
+    /// thread runs (before the first guest instruction).
+    public func run(onStarted: ((MachineControl) -> Void)? = nil) throws -> VMOutcome {
         let hypervisor = try Hypervisor()
         let maxVCPUs = min(hypervisor.maxVCPUs, MPTable.maxCPUs)
         guard (1...maxVCPUs).contains(config.vcpus) else {
@@ -96,7 +101,8 @@ public final class Machine {
         let lifecycle = try Lifecycle()
         let console = Console()
         let devices = try legacyDevices(vm: vm, console: console, lifecycle: lifecycle, mmio: virtio.bus)
-        return try start(vcpus: vcpus, vmFD: vm.fd, devices: devices, virtio: virtio, console: console, lifecycle: lifecycle)
+        return try start(vcpus: vcpus, vm: vm, devices: devices, virtio: virtio, console: console, lifecycle: lifecycle,
+                         onStarted: onStarted)
     }
 
     private struct LegacyDevices {
@@ -126,8 +132,9 @@ public final class Machine {
         return LegacyDevices(bus: bus, serial: serial, i8042: i8042, mmio: mmio)
     }
 
-    private func start(vcpus: [VCPU], vmFD: Int32, devices: LegacyDevices, virtio: VirtioDevices,
-                       console: Console, lifecycle: Lifecycle) throws -> VMOutcome {
+    private func start(vcpus: [VCPU], vm: VirtualMachine, devices: LegacyDevices, virtio: VirtioDevices,
+                       console: Console, lifecycle: Lifecycle, onStarted: ((MachineControl) -> Void)?) throws -> VMOutcome {
+        let vmFD = vm.fd
         let backends = virtio.backends
         let serial = devices.serial
         let metrics = try config.metricsPath.map {
@@ -137,7 +144,7 @@ public final class Machine {
         }
         // Setup is over: what the VM may still start or remove goes to the launcher, and
         // volt-vmm gives up the file system before its first thread (threads inherit both).
-        let launcher = try virtio.startLauncher()
+        let launcher = try virtio.startLauncher(removeAtExit: config.removeAtExit)
         // Held to the end: its socket closing tells the launcher volt-vmm is gone.
         defer { withExtendedLifetime(launcher) {} }
         try lockDown()
@@ -167,20 +174,26 @@ public final class Machine {
         }
         let vhost = virtio.vhostNets.map { (device: $0.vhostFD, tap: $0.tapFD) }
         let gate = StartGate()
+        let pause = VCPUPause(vcpuCount: vcpus.count, logger: logger)
         let threads = try vcpus.map { vcpu in
             try OSThread(name: "volt-vcpu\(vcpu.index)", prepare: {
                 self.filterThread(VMMSeccompPolicy.vcpu(vcpuFD: vcpu.fd, vmFD: vmFD, vhost: vhost), "vCPU \(vcpu.index)", lifecycle)
             }) {
                 gate.wait()
                 VCPURunner(vcpu: vcpu, ioBus: devices.bus, mmioBus: devices.mmio, lifecycle: lifecycle, logger: self.logger,
-                           counters: self.counters).run()
+                           counters: self.counters, pause: pause).run()
             }
         }
         logger.info("started \(vcpus.count) vCPU(s), \(config.memoryBytes >> 20) MiB")
         // The main thread's own filter comes last: creating the threads above needs calls it lacks.
         _ = filterThread(VMMSeccompPolicy.main(), "main", lifecycle)   // a failure has finished the VM
+        onStarted?(MachineControl(vm: vm, vcpus: vcpus, threads: threads.map(\.handle), pauseGate: pause,
+                                  lifecycle: lifecycle, metrics: metrics, ctrlAltDel: { () throws(MachineControlError) in
+            do { try devices.i8042.sendCtrlAltDel() } catch { throw .keyboard("\(error)") }
+        }))
         gate.open()
         let outcome = lifecycle.wait()
+        pause.end()
         // A vCPU may be blocked on a backend's socket (config access): unblock it.
         for backend in backends { backend.disconnect() }
         for (vcpu, thread) in zip(vcpus, threads) {

@@ -63,6 +63,26 @@ enum VMMSeccompPolicy {
         ]
     }
 
+    /// The API thread (`APIThread`), filtered from its start, before any VM exists: its
+    /// socket's connections, and what a request may do to a running VM — kick the vCPUs
+    /// (pause: tgkill on this process's own threads, in the runtime set), put kvmclock
+    /// back (KVM_GET/SET_CLOCK), raise the keyboard interrupt (KVM_IRQ_LINE), write a
+    /// metrics line (write, in the runtime set). The VM's fds do not exist yet when the
+    /// filter is made, so the KVM ioctls are filtered by request, not fd: on any other fd
+    /// they fail (ENOTTY). Nothing here opens a path or creates a socket or process.
+    static func api(listeningFD: Int32) -> [SeccompRule] {
+        let listener = UInt64(UInt32(bitPattern: listeningFD))
+        return BasePolicy.runtime(pid: getpid()) + [
+            SeccompRule("poll", why: "the listening socket and the connections"),
+            SeccompRule("accept4", Arg(0) == listener, why: "new connections, on the API socket only"),
+            SeccompRule("sendto", why: "answers (send with MSG_NOSIGNAL)"),
+            SeccompRule("clock_gettime", why: "idle timeouts and pause deadlines (when the vDSO cannot serve it)"),
+            SeccompRule("ioctl", Arg(1) == UInt64(VOLT_KVM_GET_CLOCK), why: "pause: kvmclock read once the vCPUs stopped"),
+            SeccompRule("ioctl", Arg(1) == UInt64(VOLT_KVM_SET_CLOCK), why: "resume: kvmclock continues where it stopped"),
+            SeccompRule("ioctl", Arg(1) == UInt64(VOLT_KVM_IRQ_LINE), why: "SendCtrlAltDel: the i8042 keyboard interrupt"),
+        ]
+    }
+
     /// Stopping and reaping workers, and requests to the launcher (both main and supervisor).
     private static let workerControl = [
         SeccompRule("poll", why: "worker pidfds and vhost-user sockets"),
@@ -88,6 +108,9 @@ enum VMMSeccompPolicy {
         return BasePolicy.runtime(pid: getpid()) + vhostRules + [
             SeccompRule("ioctl", Arg(0) == vcpu, Arg(1) == UInt64(VOLT_KVM_RUN), why: "run the guest"),
             SeccompRule("ioctl", Arg(0) == vcpu, Arg(1) == UInt64(VOLT_KVM_GET_REGS), why: "RIP for a crash or stop report"),
+            SeccompRule("ioctl", Arg(0) == vcpu, Arg(1) == UInt64(VOLT_KVM_GET_MSRS), why: "resume: the guest TSC, to check a TSC offset took"),
+            SeccompRule("ioctl", Arg(0) == vcpu, Arg(1) == UInt64(VOLT_KVM_GET_DEVICE_ATTR), why: "resume: the TSC offset, to take the paused time out"),
+            SeccompRule("ioctl", Arg(0) == vcpu, Arg(1) == UInt64(VOLT_KVM_SET_DEVICE_ATTR), why: "resume: the TSC offset less the paused time"),
             SeccompRule("ioctl", Arg(0) == vm, Arg(1) == UInt64(VOLT_KVM_IRQ_LINE), why: "legacy device interrupts (UART, i8042 keyboard)"),
             SeccompRule("rt_sigreturn", why: "return from the kick signal that ends KVM_RUN"),
             SeccompRule("sendmsg", why: "vhost-user requests for config space and DRIVER_OK (backend sockets)"),

@@ -45,12 +45,11 @@ final class OSThread: @unchecked Sendable {
     }
 }
 
-/// Holds threads until `open()`: the vCPUs wait on it until the main thread has loaded its
-/// own seccomp filter, so no guest instruction runs while any volt-vmm thread is unfiltered.
-final class StartGate: @unchecked Sendable {
+/// A pthread mutex with one condition variable: `withLock` runs a critical section,
+/// `wait` (inside one) sleeps until a `broadcast`.
+final class Condition: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var isOpen = false
 
     init() {
         pthread_mutex_init(mutex, nil)
@@ -64,16 +63,41 @@ final class StartGate: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func open() {
+    func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
-        isOpen = true
-        pthread_cond_broadcast(condition)
-        pthread_mutex_unlock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    /// Only inside `withLock`.
+    func wait() { pthread_cond_wait(condition, mutex) }
+
+    /// Only inside `withLock`; false on timeout.
+    func wait(milliseconds: Int) -> Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let ns = Int(now.tv_nsec) + (milliseconds % 1000) * 1_000_000
+        var deadline = timespec(tv_sec: now.tv_sec + milliseconds / 1000 + ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
+        return pthread_cond_timedwait(condition, mutex, &deadline) == 0
+    }
+
+    func broadcast() { pthread_cond_broadcast(condition) }
+}
+
+/// Holds threads until `open()`: the vCPUs wait on it until the main thread has loaded its
+/// own seccomp filter, so no guest instruction runs while any volt-vmm thread is unfiltered.
+final class StartGate: @unchecked Sendable {
+    private let condition = Condition()
+    private var isOpen = false
+
+    func open() {
+        condition.withLock {
+            isOpen = true
+            condition.broadcast()
+        }
     }
 
     func wait() {
-        pthread_mutex_lock(mutex)
-        while !isOpen { pthread_cond_wait(condition, mutex) }
-        pthread_mutex_unlock(mutex)
+        condition.withLock { while !isOpen { condition.wait() } }
     }
 }

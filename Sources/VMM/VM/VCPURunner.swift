@@ -10,6 +10,7 @@ struct VCPURunner {
     let lifecycle: Lifecycle
     let logger: Logger
     let counters: VMMCounters
+    let pause: VCPUPause
 
     func run() {
         // Thread-local signal mask: termination signals stay blocked (the signal thread
@@ -20,6 +21,7 @@ struct VCPURunner {
             if r < 0 {
                 if -r == EINTR || -r == EAGAIN {
                     vcpu.run.pointee.immediate_exit = 0
+                    pause.checkpoint(vcpu)
                     continue
                 }
                 lifecycle.finish(.failure("vCPU \(vcpu.index): KVM_RUN failed: \(String(cString: strerror(-r)))"))

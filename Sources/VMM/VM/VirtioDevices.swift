@@ -138,9 +138,10 @@ struct VirtioDevices {
     /// Forks the launcher with everything the running VM may still start or remove — each
     /// spawned worker's command line, `networkctl reload` and the networkd units — and routes
     /// restarts and unit removal through it, so volt-vmm can give up execve and file access.
-    func startLauncher() throws -> Launcher {
+    /// `removeAtExit`: more files for the launcher to remove when volt-vmm ends (the API socket).
+    func startLauncher(removeAtExit: [String] = []) throws -> Launcher {
         var commands = workers.compactMap { $0?.launchCommand }
-        var files: [String] = []
+        var files: [String] = removeAtExit
         var nicFiles: [[Int]] = []
         var reloads: [Int?] = []
         for nic in nics {

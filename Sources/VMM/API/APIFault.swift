@@ -1,0 +1,31 @@
+/// A request the API refuses: Firecracker's `400 {"fault_message": "..."}`. The message
+/// names what is wrong and how to fix it.
+public struct APIFault: Error, Equatable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    /// Every problem a strict reader found in a body, in one message.
+    init(_ reader: ConfigReader) { message = reader.problems.joined(separator: "; ") }
+
+    static func notAllowed(_ what: String, _ state: String) -> APIFault {
+        APIFault("\(what) is not allowed while the microVM is \(state)")
+    }
+}
+
+/// Parses a request body strictly: JSON, one object, only `allowed` keys (unknown fields
+/// are refused, as Firecracker refuses them), then `read` takes the fields; any problem
+/// found on the way becomes the fault.
+func parseBody<T>(_ body: [UInt8], allowed: Set<String>, _ read: (ConfigReader, [String: JSONValue]) -> T?) throws(APIFault) -> T {
+    let value: JSONValue
+    do { value = try JSONValue.parse(body) } catch {
+        throw APIFault("the request body is not valid JSON (\(body.isEmpty ? "it is empty" : "\(error)"))")
+    }
+    let reader = ConfigReader()
+    guard let fields = reader.object(value, "", allowed: allowed) else { throw APIFault(reader) }
+    let result = read(reader, fields)
+    guard reader.problems.isEmpty, let result else {
+        throw reader.problems.isEmpty ? APIFault("the request body is incomplete") : APIFault(reader)
+    }
+    return result
+}

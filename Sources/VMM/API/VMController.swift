@@ -1,0 +1,119 @@
+/// The VM as the API sees it: its configuration until `InstanceStart`, then the running
+/// machine's control. Requests come from the API thread (`handle`); the main thread builds
+/// and runs the machine when asked (`waitForStart`, `started`, `startFailed`), because
+/// building it opens files, and after its lock-down the API thread can open none.
+public final class VMController: @unchecked Sendable {
+    // @unchecked: every stored property below is only touched under `condition`.
+    public enum State: Equatable { case notStarted, running, paused }
+
+    public let instanceID: String
+    /// The Firecracker API version whose paths, bodies and status codes this serves.
+    public static let firecrackerAPIVersion = "1.10.0"
+    public static let vmmVersion = "0.2.0"
+
+    private let condition = Condition()
+    private var resources: VMResources
+    private var control: MachineControl?
+    /// InstanceStart handed to the main thread, and its answer.
+    private var startRequest: VMResources?
+    private var startResult: Result<Void, APIFault>?
+    private var starting = false
+
+    public init(resources: VMResources, instanceID: String) {
+        self.resources = resources
+        self.instanceID = instanceID
+    }
+
+    public var state: State {
+        condition.withLock {
+            guard let control else { return .notStarted }
+            return control.currentState == .paused ? .paused : .running
+        }
+    }
+
+    var stateName: String {
+        switch state {
+        case .notStarted: return "Not started"
+        case .running: return "Running"
+        case .paused: return "Paused"
+        }
+    }
+
+    // MARK: - The main thread's side
+
+    /// Blocks until a client asks for InstanceStart (or `start()` was called); returns the
+    /// configuration to build.
+    public func waitForStart() -> VMResources {
+        condition.withLock {
+            while startRequest == nil { condition.wait() }
+            return startRequest!
+        }
+    }
+
+    /// Starts without a request (the command line named a kernel).
+    public func start() {
+        condition.withLock {
+            starting = true
+            startRequest = resources
+            condition.broadcast()
+        }
+    }
+
+    /// The machine runs: the waiting InstanceStart gets its 204.
+    public func started(_ control: MachineControl) {
+        condition.withLock {
+            self.control = control
+            startRequest = nil
+            startResult = .success(())
+            condition.broadcast()
+        }
+    }
+
+    /// Building the machine failed before it ran: the InstanceStart gets a 400 and the VM
+    /// stays not started (the client may fix the configuration and try again).
+    public func startFailed(_ error: any Error) {
+        condition.withLock {
+            startRequest = nil
+            starting = false
+            startResult = .failure(error as? APIFault ?? APIFault("InstanceStart failed: \(error)"))
+            condition.broadcast()
+        }
+    }
+
+    // MARK: - The API thread's side
+
+    /// The configuration, for a change before start; refused once started.
+    func configure(_ what: String, _ change: (inout VMResources) throws(APIFault) -> Void) throws(APIFault) {
+        try condition.withLock { () throws(APIFault) in
+            guard control == nil, !starting else { throw APIFault.notAllowed(what, starting ? "starting" : "running") }
+            try change(&resources)
+        }
+    }
+
+    var configuration: VMResources { condition.withLock { resources } }
+
+    /// InstanceStart: hands the configuration to the main thread and waits for the machine
+    /// to run (or fail to).
+    func instanceStart() throws(APIFault) {
+        try condition.withLock { () throws(APIFault) in
+            guard control == nil, !starting else { throw APIFault("the microVM is already \(starting ? "starting" : "running")") }
+            guard resources.bootSource != nil else {
+                throw APIFault("InstanceStart needs a boot source: PUT /boot-source with kernel_image_path first")
+            }
+            starting = true
+            startResult = nil
+            startRequest = resources
+            condition.broadcast()
+            while startResult == nil { condition.wait() }
+            if case let .failure(fault) = startResult! { throw fault }
+        }
+    }
+
+    /// The running machine, or a fault naming `what` and why it needs one.
+    func running(_ what: String) throws(APIFault) -> MachineControl {
+        try condition.withLock { () throws(APIFault) in
+            guard let control else { throw APIFault("\(what) needs a started microVM: PUT /actions InstanceStart first") }
+            return control
+        }
+    }
+}

@@ -1,0 +1,66 @@
+@preconcurrency import Glibc
+import ArgumentParser
+import CShim
+import Logging
+import Sandbox
+import VMM
+
+/// A VM driven through Firecracker's API: the API thread serves the socket (from before
+/// the VM exists until it ends); the main thread builds and runs the machine each time
+/// InstanceStart asks (a failed start is a 400 and the VM stays configurable), or at once
+/// when the command line had a kernel. The process ends with the VM.
+struct APIRunner {
+    /// nil: `--no-api` (the configuration must be complete, the VM starts at once).
+    var socketPath: String?
+    var resources: VMResources
+    var startAtOnce: Bool
+    var vmID: VMID
+    var kernelStore: String?
+    var defaultCmdline: String
+    var maxPayload = 51200
+    var logLevel: Logger.Level = .notice
+    /// The API thread's own jail (`--no-seccomp`, `--seccomp=log`, `--no-landlock`).
+    var seccomp: SeccompMode? = .kill
+    var landlock = true
+    /// What the command line decides about the process that the API cannot change:
+    /// seccomp, Landlock, restarts, metrics interval.
+    var apply: (inout MachineConfig) -> Void = { _ in }
+
+    func run() throws -> Int32 {
+        let start = volt_monotonic_ns()
+        let controller = VMController(resources: resources, instanceID: vmID.description)
+        var console = LogSetup.logger(level: logLevel)
+        let api = try socketPath.map { path in
+            try APIThread.start(socketPath: path, controller: controller, maxPayload: maxPayload, logger: console,
+                                seccomp: seccomp, landlock: landlock)
+        }
+        // Before the VM's lock-down the socket is ours to remove; after it, the launcher
+        // removes it when volt-vmm ends, however it ends.
+        defer { api?.removeSocketIfStillOurs() }
+        if let api { console.notice("API socket \(api.socketPath): waiting for requests") }
+        if startAtOnce { controller.start() }
+        while true {
+            let wanted = controller.waitForStart()
+            do {
+                var config = try wanted.machineConfig(vmID: vmID, kernelStore: kernelStore, defaultCmdline: defaultCmdline)
+                apply(&config)
+                if let api { config.removeAtExit.append(api.socketPath) }
+                let logger = try LogSetup.logger(wanted.logger, fallback: logLevel)
+                console = logger
+                let runtime = try RuntimeDirectory(id: vmID)
+                defer { runtime.remove() }
+                config.runtimeDirectory = runtime.path
+                let outcome = try Machine(config: config, logger: logger, startNanoseconds: start).run { control in
+                    api?.handOverSocketRemoval()
+                    controller.started(control)
+                }
+                if case .failure = outcome { logger.error("\(outcome)") } else { logger.info("\(outcome)") }
+                return outcome.exitCode
+            } catch {
+                guard api != nil, !startAtOnce else { throw error }
+                console.error("InstanceStart failed: \(error)")
+                controller.startFailed(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+import VoltTestSupport
+@testable import VMM
+
+/// Firecracker's endpoints on the controller, without a socket or a VM: paths, bodies,
+/// field names, status codes, and the rules before start.
+@Suite struct APIRoutesTests {
+    func controller() -> VMController { VMController(resources: VMResources(), instanceID: "api-test") }
+
+    func call(_ c: VMController, _ method: String, _ path: String, _ body: String = "") -> APIResponse {
+        c.route(method: method, path: path, body: Array(body.utf8))
+    }
+
+    /// The JSON object of a response body.
+    func object(_ r: APIResponse) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data((r.body ?? "").utf8)) as? [String: Any], "\(r)")
+    }
+
+    func fault(_ r: APIResponse) throws -> String {
+        #expect(r.status == 400, "\(r)")
+        return try #require(try object(r)["fault_message"] as? String)
+    }
+
+    @Test func infoAndVersion() throws {
+        let c = controller()
+        let info = call(c, "GET", "/")
+        #expect(info.status == 200)
+        let o = try object(info)
+        #expect(o["state"] as? String == "Not started" && o["id"] as? String == "api-test")
+        #expect(o["app_name"] as? String == "volt-vmm" && o["vmm_version"] != nil)
+        #expect(try object(call(c, "GET", "/version"))["firecracker_version"] as? String == VMController.firecrackerAPIVersion)
+    }
+
+    @Test func configurationBeforeStartRoundTrips() throws {
+        let c = controller()
+        #expect(call(c, "PUT", "/boot-source", #"{"kernel_image_path": "/k/vmlinux", "boot_args": "console=ttyS0", "initrd_path": "/k/initrd"}"#).status == 204)
+        #expect(call(c, "PUT", "/machine-config", #"{"vcpu_count": 2, "mem_size_mib": 512}"#).status == 204)
+        #expect(call(c, "PATCH", "/machine-config", #"{"mem_size_mib": 256}"#).status == 204)
+        #expect(call(c, "PUT", "/drives/rootfs", #"{"drive_id": "rootfs", "path_on_host": "/i/root.img", "is_root_device": true, "is_read_only": false}"#).status == 204)
+        #expect(call(c, "PUT", "/drives/data", #"{"drive_id": "data", "path_on_host": "/i/data.img", "is_root_device": false, "is_read_only": true, "cache_type": "Writeback"}"#).status == 204)
+        #expect(call(c, "PUT", "/network-interfaces/eth0", #"{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "52:54:00:12:34:56"}"#).status == 204)
+        #expect(call(c, "PUT", "/entropy", #"{"rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 100}}}"#).status == 204)
+        #expect(call(c, "PUT", "/metrics", #"{"metrics_path": "/tmp/m.fifo"}"#).status == 204)
+        #expect(call(c, "PUT", "/logger", #"{"level": "Debug", "show_level": true}"#).status == 204)
+        let machine = try object(call(c, "GET", "/machine-config"))
+        #expect(machine["vcpu_count"] as? Int == 2 && machine["mem_size_mib"] as? Int == 256, "PATCH keeps vcpu_count")
+        let config = try object(call(c, "GET", "/vm/config"))
+        #expect((config["boot-source"] as? [String: Any])?["kernel_image_path"] as? String == "/k/vmlinux")
+        let drives = try #require(config["drives"] as? [[String: Any]])
+        #expect(drives.map { $0["drive_id"] as? String } == ["rootfs", "data"])
+        #expect(drives[1]["is_read_only"] as? Bool == true && drives[1]["cache_type"] as? String == "Writeback")
+        #expect((config["network-interfaces"] as? [[String: Any]])?.first?["guest_mac"] as? String == "52:54:00:12:34:56")
+        let limit = ((config["entropy"] as? [String: Any])?["rate_limiter"] as? [String: Any])?["bandwidth"] as? [String: Any]
+        #expect(limit?["size"] as? Int == 1000 && limit?["refill_time"] as? Int == 100)
+        #expect((config["metrics"] as? [String: Any])?["metrics_path"] as? String == "/tmp/m.fifo")
+        // A PUT replaces the drive of that id.
+        #expect(call(c, "PUT", "/drives/data", #"{"drive_id": "data", "path_on_host": "/i/other.img", "is_root_device": false}"#).status == 204)
+        #expect(c.configuration.drives.count == 2)
+    }
+
+    @Test func theMachineConfigBuildsTheVM() throws {
+        let dir = try makeTemporaryDirectory("api-kernel")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let kernel = dir.appendingPathComponent("vmlinux").path
+        try Data([0x7f]).write(to: URL(fileURLWithPath: kernel))
+        let c = controller()
+        _ = call(c, "PUT", "/boot-source", #"{"kernel_image_path": "\#(kernel)", "boot_args": "console=ttyS0"}"#)
+        _ = call(c, "PUT", "/drives/data", #"{"drive_id": "data", "path_on_host": "/i/data.img", "is_root_device": false}"#)
+        _ = call(c, "PUT", "/drives/root", #"{"drive_id": "root", "path_on_host": "/i/root.img", "is_root_device": true, "is_read_only": true}"#)
+        _ = call(c, "PUT", "/machine-config", #"{"vcpu_count": 2, "mem_size_mib": 64}"#)
+        let m = try c.configuration.machineConfig(vmID: VMID(), defaultCmdline: "x")
+        #expect(m.cmdline == "console=ttyS0 root=/dev/vda ro", "the root drive is vda, read-only")
+        #expect(m.devices.map(\.kind) == ["disk", "disk"])
+        if case let .disk(first) = m.devices[0] { #expect(first.path == "/i/root.img") } else { Issue.record("root first") }
+        #expect(m.memoryBytes == 64 << 20 && m.vcpus == 2 && m.kernelPath == kernel)
+    }
+
+    @Test(arguments: [
+        ("PUT", "/boot-source", #"{"boot_args": "x"}"#, "kernel_image_path: required"),
+        ("PUT", "/boot-source", #"{"kernel_image_path": "/k", "extra": 1}"#, "extra: unknown key"),
+        ("PUT", "/boot-source", "not json", "not valid JSON"),
+        ("PUT", "/boot-source", "", "not valid JSON"),
+        ("PUT", "/machine-config", #"{"vcpu_count": 0, "mem_size_mib": 128}"#, "vcpu_count: 0 is out of range"),
+        ("PUT", "/machine-config", #"{"vcpu_count": 1}"#, "mem_size_mib: required"),
+        ("PUT", "/machine-config", #"{"vcpu_count": 1, "mem_size_mib": 128, "smt": true}"#, "smt"),
+        ("PUT", "/machine-config", #"{"vcpu_count": 1, "mem_size_mib": 128, "cpu_template": "T2"}"#, "CPU templates"),
+        ("PUT", "/drives/a", #"{"drive_id": "b", "path_on_host": "/x", "is_root_device": false}"#, "differs from the path"),
+        ("PUT", "/drives/a", #"{"drive_id": "a", "is_root_device": false}"#, "path_on_host: required"),
+        ("PUT", "/drives/a", #"{"drive_id": "a", "path_on_host": "/x"}"#, "is_root_device: required"),
+        ("PUT", "/drives/a", #"{"drive_id": "a", "path_on_host": "/x", "is_root_device": false, "rate_limiter": {"ops": {"size": 5, "refill_time": 10}}}"#, "rate limits are not supported"),
+        ("PUT", "/drives/a", #"{"drive_id": "a", "path_on_host": "/x", "is_root_device": false, "cache_type": "Fast"}"#, "cache_type"),
+        ("PUT", "/network-interfaces/e", #"{"iface_id": "e"}"#, "host_dev_name: required"),
+        ("PUT", "/network-interfaces/e", #"{"iface_id": "e", "host_dev_name": "tap0", "guest_mac": "zz"}"#, "MAC"),
+        ("PUT", "/actions", #"{"action_type": "Reboot"}"#, "not one of InstanceStart"),
+        ("PUT", "/actions", #"{"action_type": "FlushMetrics"}"#, "needs a started microVM"),
+        ("PUT", "/actions", #"{"action_type": "InstanceStart"}"#, "needs a boot source"),
+        ("PATCH", "/vm", #"{"state": "Paused"}"#, "needs a started microVM"),
+        ("PATCH", "/drives/a", #"{"drive_id": "a", "path_on_host": "/y"}"#, "needs a started microVM"),
+        ("GET", "/nothing", "", "Invalid request method and/or path: GET /nothing."),
+        ("DELETE", "/drives/a", "", "Invalid request method and/or path"),
+        ("PUT", "/balloon", #"{"amount_mib": 1, "deflate_on_oom": true}"#, "no balloon support"),
+        ("PUT", "/snapshot/create", #"{"snapshot_path": "s", "mem_file_path": "m"}"#, "snapshots"),
+    ])
+    func badRequestsAreFaultsNamingTheProblem(_ method: String, _ path: String, _ body: String, _ message: String) throws {
+        let text = try fault(call(controller(), method, path, body))
+        #expect(text.contains(message), "\(method) \(path): \(text)")
+    }
+
+    @Test func onlyOneRootDeviceAndNoSharedTap() throws {
+        let c = controller()
+        _ = call(c, "PUT", "/drives/a", #"{"drive_id": "a", "path_on_host": "/a", "is_root_device": true}"#)
+        #expect(try fault(call(c, "PUT", "/drives/b", #"{"drive_id": "b", "path_on_host": "/b", "is_root_device": true}"#)).contains("already the root device"))
+        _ = call(c, "PUT", "/network-interfaces/e0", #"{"iface_id": "e0", "host_dev_name": "tap0"}"#)
+        #expect(try fault(call(c, "PUT", "/network-interfaces/e1", #"{"iface_id": "e1", "host_dev_name": "tap0"}"#)).contains("already used"))
+    }
+}
+
+/// `--config-file` in Firecracker's format.
+@Suite struct FirecrackerConfigFileTests {
+    @Test func aFirecrackerConfigBecomesResources() throws {
+        let json = #"""
+        {"boot-source": {"kernel_image_path": "vmlinux", "boot_args": "console=ttyS0 reboot=k"},
+         "drives": [{"drive_id": "rootfs", "path_on_host": "root.img", "is_root_device": true, "is_read_only": false}],
+         "network-interfaces": [{"iface_id": "eth0", "guest_mac": "02:00:00:00:00:01", "host_dev_name": "tap0"}],
+         "machine-config": {"vcpu_count": 2, "mem_size_mib": 256, "smt": false},
+         "entropy": {"rate_limiter": null}, "logger": {"level": "Info", "log_path": "/tmp/fc.log"},
+         "metrics": {"metrics_path": "/tmp/fc.metrics"}, "balloon": null, "mmds-config": null}
+        """#
+        let r = try FirecrackerConfigFile.parse(Array(json.utf8), file: "vm.json")
+        #expect(r.bootSource?.kernelImagePath == "vmlinux" && r.machine.vcpuCount == 2 && r.machine.memSizeMiB == 256)
+        #expect(r.drives.first?.isRootDevice == true && r.networkInterfaces.first?.spec.tap == "tap0")
+        #expect(r.entropy == EntropySpec() && r.logger?.logPath == "/tmp/fc.log" && r.metrics?.metricsPath == "/tmp/fc.metrics")
+    }
+
+    @Test func everyBadFieldIsNamedWithItsPath() {
+        let json = #"{"boot-source": {"kernel_image_path": 5}, "drives": [{"drive_id": "d", "is_root_device": "yes"}], "machine-config": {"vcpu_count": 99, "mem_size_mib": 128}, "colour": "blue", "vsock": {"guest_cid": 3, "uds_path": "/v"}}"#
+        do {
+            _ = try FirecrackerConfigFile.parse(Array(json.utf8), file: "vm.json")
+            Issue.record("accepted")
+        } catch let problems as ConfigProblems {
+            let text = problems.description
+            for path in ["boot-source.kernel_image_path", "drives[0].is_root_device", "drives[0].path_on_host", "machine-config.vcpu_count", "colour", "vsock"] {
+                #expect(text.contains(path), "\(path) missing from: \(text)")
+            }
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+}
