@@ -98,7 +98,7 @@ let package = Package(
             dependencies: ["IPC", "CShim", "TestFrontend", "TestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // Shared by the integration tests: binaries, guests, kernels, prerequisites, process runner.
-        .target(name: "VoltTestSupport", dependencies: ["TestSupport"], path: "Tests/TestSupport"),
+        .target(name: "VoltTestSupport", dependencies: ["TestSupport", "NetTestShim"], path: "Tests/TestSupport"),
         .testTarget(
             name: "VMMTests",
             dependencies: ["VMM", "VMMMain", "APIServer", "CShim", "Sandbox", "TestFrontend", "VoltTestSupport", "NetTestShim", "VirtioCore", .product(name: "SystemPackage", package: "swift-system"),

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,6 +86,28 @@ int volt_wait_termination_signal(void) {
     int sig = 0;
     int r = sigwait(&s, &sig);
     return r ? -r : sig;
+}
+int volt_wait_termination_signal_or_fd(int fd) {
+    sigset_t s; termination_set(&s);
+    int sfd = signalfd(-1, &s, SFD_CLOEXEC);
+    if (sfd < 0) return -errno;
+    struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+    int result = 0;
+    for (;;) {
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            result = -errno;
+            break;
+        }
+        if (p[0].revents) break;   /* fd first: a signal arriving now stays pending */
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            result = (int)si.ssi_signo;
+            break;
+        }
+    }
+    close(sfd);
+    return result;
 }
 static void exit_handler(int sig) { (void)sig; _exit(0); }
 int volt_exit_on_termination_signals(void) {

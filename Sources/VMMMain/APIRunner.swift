@@ -28,6 +28,9 @@ struct APIRunner {
 
     func run() throws -> Int32 {
         let start = volt_monotonic_ns()
+        // Only one thread takes termination signals: before start the controller's
+        // waiter, then the machine's signal thread. The API thread inherits the mask.
+        _ = volt_block_termination_signals()
         let controller = VMController(resources: resources, instanceID: vmID.description)
         var console = LogSetup.logger(level: logLevel)
         let api = try socketPath.map { path in
@@ -40,7 +43,13 @@ struct APIRunner {
         if let api { console.notice("API socket \(api.socketPath): waiting for requests") }
         if startAtOnce { controller.start() }
         while true {
-            let wanted = controller.waitForStart()
+            let wanted: VMResources
+            switch try controller.waitForStartOrSignal() {
+            case let .start(resources): wanted = resources
+            case let .terminate(signal):
+                console.notice("stopped by signal \(signal) before InstanceStart")
+                return 128 + signal
+            }
             do {
                 var config = try wanted.machineConfig(vmID: vmID, kernelStore: kernelStore, defaultCmdline: defaultCmdline)
                 apply(&config)

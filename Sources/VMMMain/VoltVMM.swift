@@ -25,8 +25,9 @@ struct VoltVMM: ParsableCommand {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if CommandLine.arguments.first?.split(separator: "/").last == "firecracker" {
-            FirecrackerCommand.main(arguments)
+            FirecrackerCommand.main(arguments)   // returns only when the command succeeded
+        } else {
+            main(arguments)
         }
-        main(arguments)
     }
 }

@@ -92,7 +92,7 @@ import VoltTestSupport
               let guest = TestEnvironment.guest("virtio_net") else { return }
         let ns = try NetNamespace()
         defer { ns.delete() }
-        let peer = try Self.peer(ns, ["--expect-tx", "5", "--send", "2", "--timeout", "30"])
+        let peer = try ns.peer(["--expect-tx", "5", "--send", "2", "--timeout", "30"])
         defer { peer.stop() }
         let r = try TestEnvironment.run("/usr/sbin/ip", ["netns", "exec", ns.name, TestEnvironment.voltVMM, "run",
                                                          "--kernel", guest, "--cmdline", "net.count=5 net.expect=2",
@@ -111,15 +111,6 @@ import VoltTestSupport
         }
     }
 
-    /// guests/tools/net_peer.py on the namespace's TAP, ready to send and receive.
-    static func peer(_ ns: NetNamespace, _ args: [String]) throws -> Background {
-        let peer = try Background("/usr/sbin/ip", ["netns", "exec", ns.name, "python3",
-                                                   TestEnvironment.repositoryRoot.appendingPathComponent("guests/tools/net_peer.py").path,
-                                                   ns.tap] + args)
-        #expect(peer.waitFor("ready", timeout: 10))
-        return peer
-    }
-
     /// `--fault net0:drop,percent=100` seen from both sides: the guest sends, nothing
     /// reaches the wire, and the worker's faults_injected counts every frame.
     @Test func droppedFramesNeverReachTheWire() throws {
@@ -128,7 +119,7 @@ import VoltTestSupport
               let guest = TestEnvironment.guest("virtio_net") else { return }
         let ns = try NetNamespace()
         defer { ns.delete() }
-        let peer = try Self.peer(ns, ["--expect-tx", "5", "--timeout", "8"])
+        let peer = try ns.peer(["--expect-tx", "5", "--timeout", "8"])
         defer { peer.stop() }
         let metrics = "/tmp/volt-nwt-fault-\(getpid()).jsonl"
         defer { unlink(metrics) }

@@ -45,6 +45,9 @@ uint64_t volt_monotonic_ns(void);
 int volt_block_termination_signals(void);
 /// Waits for one of the signals above; returns its number or -errno.
 int volt_wait_termination_signal(void);
+/// Waits for one of the signals above (blocked, through a signalfd) or for `fd` to become
+/// readable: the signal's number, 0 for `fd` (a signal then stays pending), or -errno.
+int volt_wait_termination_signal_or_fd(int fd);
 /// Names a thread (visible in /proc/PID/task/TID/comm); name is cut to 15 bytes.
 int volt_thread_setname(unsigned long thread, const char *name);
 /// Until a signal thread exists (e.g. while waiting for the front-end to connect):

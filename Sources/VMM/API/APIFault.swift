@@ -8,8 +8,10 @@ public struct APIFault: Error, Equatable, CustomStringConvertible {
     /// Every problem a strict reader found in a body, in one message.
     init(_ reader: ConfigReader) { message = reader.problems.joined(separator: "; ") }
 
-    static func notAllowed(_ what: String, _ state: String) -> APIFault {
-        APIFault("\(what) is not allowed while the microVM is \(state)")
+    /// Firecracker's rule: the configuration is fixed once InstanceStart was accepted.
+    static func notAllowed(_ what: String, starting: Bool) -> APIFault {
+        starting ? APIFault("\(what) is not allowed while the microVM is starting")
+                 : APIFault("\(what) is not allowed after the microVM started (only before InstanceStart)")
     }
 }
 

@@ -18,6 +18,8 @@ public final class VMController: @unchecked Sendable {
     private var startRequest: VMResources?
     private var startResult: Result<Void, APIFault>?
     private var starting = false
+    /// A termination signal that arrived before the machine ran.
+    private var terminatedBy: Int32?
 
     public init(resources: VMResources, instanceID: String) {
         self.resources = resources
@@ -41,12 +43,30 @@ public final class VMController: @unchecked Sendable {
 
     // MARK: - The main thread's side
 
-    /// Blocks until a client asks for InstanceStart (or `start()` was called); returns the
-    /// configuration to build.
-    public func waitForStart() -> VMResources {
+    /// What the main thread is to do next.
+    public enum Next: Equatable {
+        case start(VMResources)
+        /// A termination signal came before InstanceStart: end, removing the socket.
+        case terminate(signal: Int32)
+    }
+
+    /// Blocks until a client asks for InstanceStart (or `start()` was called) or a
+    /// termination signal comes.
+    func waitForStart() -> Next {
         condition.withLock {
-            while startRequest == nil { condition.wait() }
-            return startRequest!
+            while startRequest == nil && terminatedBy == nil { condition.wait() }
+            if let terminatedBy { return .terminate(signal: terminatedBy) }
+            return .start(startRequest!)
+        }
+    }
+
+    var terminationSignal: Int32? { condition.withLock { terminatedBy } }
+
+    /// A termination signal before the machine runs.
+    func terminate(signal: Int32) {
+        condition.withLock {
+            terminatedBy = signal
+            condition.broadcast()
         }
     }
 
@@ -63,6 +83,7 @@ public final class VMController: @unchecked Sendable {
     public func started(_ control: MachineControl) {
         condition.withLock {
             self.control = control
+            starting = false
             startRequest = nil
             startResult = .success(())
             condition.broadcast()
@@ -85,7 +106,7 @@ public final class VMController: @unchecked Sendable {
     /// The configuration, for a change before start; refused once started.
     func configure(_ what: String, _ change: (inout VMResources) throws(APIFault) -> Void) throws(APIFault) {
         try condition.withLock { () throws(APIFault) in
-            guard control == nil, !starting else { throw APIFault.notAllowed(what, starting ? "starting" : "running") }
+            guard control == nil, !starting else { throw APIFault.notAllowed(what, starting: starting) }
             try change(&resources)
         }
     }
@@ -96,7 +117,7 @@ public final class VMController: @unchecked Sendable {
     /// to run (or fail to).
     func instanceStart() throws(APIFault) {
         try condition.withLock { () throws(APIFault) in
-            guard control == nil, !starting else { throw APIFault("the microVM is already \(starting ? "starting" : "running")") }
+            guard control == nil, !starting else { throw APIFault("InstanceStart: the microVM is already \(starting ? "starting" : "running")") }
             guard resources.bootSource != nil else {
                 throw APIFault("InstanceStart needs a boot source: PUT /boot-source with kernel_image_path first")
             }

@@ -1,3 +1,4 @@
+import VoltTestSupport
 import CShim
 import Foundation
 import IPC
