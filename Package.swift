@@ -124,7 +124,7 @@ let package = Package(
         // setns + AF_PACKET for NetWorkerTests and volt-bench's net benchmark.
         .target(name: "NetTestShim", path: "Tests/NetTestShim"),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
-        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "CHTTPParser", "CShim", "Sandbox"]),
+        .testTarget(name: "APIServerTests", dependencies: ["APIServer", "CHTTPParser", "CShim", "Sandbox", "TestFrontend"]),
         .testTarget(
             name: "EntropyWorkerTests",
             dependencies: ["EntropyWorker", "WorkerCore", "IPC", "VirtioCore", "Sandbox", "TestFrontend", "VoltTestSupport"]

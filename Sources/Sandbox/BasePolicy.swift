@@ -32,6 +32,12 @@ public enum BasePolicy {
             SeccompRule("newfstatat", Arg(3) == UInt64(0x1000 /* AT_EMPTY_PATH */),
                         why: "fstat of memory-region fds (SET_MEM_TABLE sizes)"),
             SeccompRule("rt_sigprocmask", why: "termination signals stay blocked outside the signal thread"),
+            SeccompRule("restart_syscall", why: "the kernel resumes an interrupted poll/futex wait after SIGSTOP/SIGCONT (a frozen cgroup, a debugger)"),
+            // glibc's malloc reads /proc/sys/vm/overcommit_memory the first time it shrinks a
+            // thread's heap. Refused (Landlock would refuse it too), it assumes the default;
+            // any other open still kills.
+            SeccompRule("openat", Arg(2) == UInt64(O_RDONLY | O_CLOEXEC), failing: EACCES,
+                        why: "glibc malloc's one read-only open of /proc/sys/vm/overcommit_memory: refused, not killed"),
             SeccompRule("rt_sigtimedwait", why: "the signal thread's sigwait for SIGTERM/SIGINT/SIGHUP/SIGQUIT"),
             SeccompRule("exit", why: "a thread ends"),
             SeccompRule("exit_group", why: "clean exit on SIGTERM or front-end disconnect"),
@@ -72,8 +78,8 @@ public enum BasePolicy {
         ]
     }
 
-    /// Calls no worker policy may contain: paths, sockets, processes, namespaces,
-    /// signals to others (checked by each worker's SeccompPolicyTests).
+    /// Calls no worker policy may allow: paths, sockets, processes, namespaces, signals to
+    /// others (checked by each worker's SeccompPolicyTests; a rule may make one fail).
     public static let neverAllowed: Set<String> = [
         "open", "openat", "openat2", "socket", "socketpair", "connect", "bind", "accept4", "execve", "execveat",
         "fork", "vfork", "ptrace", "mount", "unshare", "setns", "kill", "chroot", "pivot_root", "bpf",

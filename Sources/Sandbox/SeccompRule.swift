@@ -18,15 +18,18 @@ public struct SeccompRule: Sendable, Equatable, CustomStringConvertible {
         self.syscall = syscall; self.conditions = conditions; self.action = .allow; self.why = why
     }
 
-    public init(_ syscall: String, failing errno: Int32, why: String) {
-        self.syscall = syscall; self.conditions = []; self.action = .fail(errno: errno); self.why = why
+    public init(_ syscall: String, _ conditions: ArgCondition..., failing errno: Int32, why: String) {
+        self.syscall = syscall; self.conditions = conditions; self.action = .fail(errno: errno); self.why = why
     }
+
+    /// The call runs (rather than failing with an errno).
+    public var allows: Bool { action == .allow }
 
     public var description: String {
         let args = conditions.isEmpty ? "" : " if " + conditions.map(\.description).joined(separator: " && ")
         switch action {
         case .allow: return "\(syscall)\(args)"
-        case let .fail(e): return "\(syscall) -> errno \(e)"
+        case let .fail(e): return "\(syscall)\(args) -> errno \(e)"
         }
     }
 }

@@ -93,31 +93,20 @@ struct Response {
     var closes: Bool { headers["Connection"] == "close" }
 }
 
-/// A raw, blocking Unix-socket client: sends exactly the bytes a test gives it.
+/// A raw client on an `HTTPConnection`: sends exactly the bytes a test gives it; a
+/// timeout or EOF before a complete answer is nil.
 final class RawClient {
-    let fd: CInt
-    private var buffer: [UInt8] = []
-    private(set) var sawEOF = false
+    let connection: HTTPConnection
+    var fd: CInt { connection.fileDescriptor }
+    var sawEOF: Bool { connection.closedByServer }
 
     init(_ path: String) throws {
-        fd = try UnixSocket.newSocket()
-        try UnixSocket.connect(fd, path)
+        connection = try HTTPConnection(socketPath: path)
     }
-
-    deinit { close(fd) }
 
     /// False once the server has closed (EPIPE / ECONNRESET).
     @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, CInt(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            sent += n
-        }
-        return true
-    }
+    func send(_ bytes: [UInt8]) -> Bool { (try? connection.send(bytes, timeout: .seconds(10))) ?? false }
 
     @discardableResult
     func send(_ text: String) -> Bool { send(Array(text.utf8)) }
@@ -127,56 +116,18 @@ final class RawClient {
         bytes.withUnsafeBytes { max(0, Glibc.send(fd, $0.baseAddress!, $0.count, CInt(MSG_NOSIGNAL | MSG_DONTWAIT))) }
     }
 
-    func shutdownWrite() { shutdown(fd, CInt(SHUT_WR)) }
-
-    /// Waits up to `timeout` seconds for more bytes; false on EOF or timeout.
-    private func fill(timeout: Double) -> Bool {
-        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, CInt(timeout * 1000)) > 0 else { return false }
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 {
-            sawEOF = true
-            return false
-        }
-        buffer += chunk[0..<n]
-        return true
-    }
+    func shutdownWrite() { connection.shutdownWrite() }
 
     /// The next response on this connection, or nil if the connection ended (or nothing
     /// came within `timeout` seconds) before a complete one.
     func response(timeout: Double = 5) -> Response? {
-        let parser = MessageParser(.response, maxBody: 64 << 20)
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if !buffer.isEmpty {
-                let used = buffer.withUnsafeBytes { parser.feed($0) }
-                buffer.removeFirst(used)
-                if parser.failure != nil { return nil }
-                if parser.complete {
-                    return Response(status: parser.status, headers: parser.headers, body: parser.body)
-                }
-            }
-            let left = deadline.timeIntervalSinceNow
-            if left <= 0 || !fill(timeout: left) {
-                if sawEOF {
-                    parser.finish()
-                    if parser.complete { return Response(status: parser.status, headers: parser.headers, body: parser.body) }
-                }
-                return nil
-            }
-        }
+        guard let r = try? connection.response(timeout: .milliseconds(Int(timeout * 1000))) else { return nil }
+        return Response(status: r.status, headers: r.headers, body: r.body)
     }
 
     /// Reads until the server closes; nil if it is still open after `timeout` seconds.
     func readToEOF(timeout: Double = 5) -> [UInt8]? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while !sawEOF {
-            let left = max(0, deadline.timeIntervalSinceNow)
-            if !fill(timeout: left) && !sawEOF && left == 0 { return nil }
-        }
-        defer { buffer = [] }
-        return buffer
+        try? connection.readToEOF(timeout: .milliseconds(Int(timeout * 1000)))
     }
 }
 
@@ -191,18 +142,6 @@ func concurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         }.start()
     }
     group.wait()
-}
-
-/// A seeded generator (SplitMix64): the same seed replays the same test.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 func get(_ path: String) -> String { "GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n" }

@@ -1,4 +1,5 @@
 import Foundation
+import TestFrontend
 import Glibc
 import Testing
 @testable import APIServer

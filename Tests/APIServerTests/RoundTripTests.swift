@@ -162,6 +162,8 @@ import Testing
         let deadline = Date().addingTimeInterval(5)
         while !String(decoding: raw, as: UTF8.self).contains("\"/after\"") && Date() < deadline {
             var chunk = [UInt8](repeating: 0, count: 4096)
+            var p = pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)   // the fd is non-blocking
+            guard poll(&p, 1, 5000) > 0 else { break }
             let n = read(c.fd, &chunk, chunk.count)
             if n <= 0 { break }
             raw += chunk[0..<n]

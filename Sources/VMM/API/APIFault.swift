@@ -5,8 +5,15 @@ public struct APIFault: Error, Equatable, CustomStringConvertible {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 
-    /// Every problem a strict reader found in a body, in one message.
-    init(_ reader: ConfigReader) { message = reader.problems.joined(separator: "; ") }
+    /// The problems a strict reader found in a body, in one message: the first few, each
+    /// cut to a line (a hostile body must not make a fault many times its size).
+    init(_ reader: ConfigReader) {
+        let shown = reader.problems.prefix(Self.problemsShown).map { $0.count > 300 ? $0.prefix(300) + "..." : $0 }
+        let more = reader.problems.count - shown.count
+        message = shown.joined(separator: "; ") + (more > 0 ? "; and \(more) more" : "")
+    }
+
+    static let problemsShown = 5
 
     /// Firecracker's rule: the configuration is fixed once InstanceStart was accepted.
     static func notAllowed(_ what: String, starting: Bool) -> APIFault {
