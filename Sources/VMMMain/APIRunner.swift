@@ -31,7 +31,7 @@ struct APIRunner {
         // Only one thread takes termination signals: before start the controller's
         // waiter, then the machine's signal thread. The API thread inherits the mask.
         _ = volt_block_termination_signals()
-        let controller = VMController(resources: resources, instanceID: vmID.description)
+        let controller = VMController(resources: resources, instanceID: vmID.description, kernelStore: kernelStore)
         var console = LogSetup.logger(level: logLevel)
         let api = try socketPath.map { path in
             try APIThread.start(socketPath: path, controller: controller, maxPayload: maxPayload, logger: console,
@@ -43,6 +43,7 @@ struct APIRunner {
         if let api { console.notice("API socket \(api.socketPath): waiting for requests") }
         if startAtOnce { controller.start() }
         while true {
+            var building: Machine?
             let wanted: VMResources
             switch try controller.waitForStartOrSignal() {
             case let .start(resources): wanted = resources
@@ -59,14 +60,17 @@ struct APIRunner {
                 let runtime = try RuntimeDirectory(id: vmID)
                 defer { runtime.remove() }
                 config.runtimeDirectory = runtime.path
-                let outcome = try Machine(config: config, logger: logger, startNanoseconds: start).run { control in
+                let machine = Machine(config: config, logger: logger, startNanoseconds: start)
+                building = machine
+                let outcome = try machine.run { control in
                     api?.handOverSocketRemoval()
                     controller.started(control)
                 }
                 if case .failure = outcome { logger.error("\(outcome)") } else { logger.info("\(outcome)") }
                 return outcome.exitCode
             } catch {
-                guard api != nil, !startAtOnce else { throw error }
+                // Only a start that failed during setup may be tried again.
+                guard api != nil, !startAtOnce, building?.isPastSetup != true else { throw error }
                 console.error("InstanceStart failed: \(error)")
                 controller.startFailed(error)
             }

@@ -32,8 +32,8 @@ struct FirecrackerCommand: ParsableCommand {
     @Option(help: "The microVM's id ([a-zA-Z0-9_-], at most 32).")
     var id = "anonymous-instance"
 
-    @Option(help: "Log level: Error, Warning, Info, Debug, Trace, Off.")
-    var level = "Warning"
+    @Option(help: "Log level: Error, Warning, Info, Debug, Trace, Off (Firecracker's default: Info).")
+    var level = "Info"
 
     @Option(help: "A file or named pipe for the log (default: stderr).")
     var logPath: String?
@@ -75,6 +75,10 @@ struct FirecrackerCommand: ParsableCommand {
         }
     }
 
+    /// Firecracker's DEFAULT_KERNEL_CMDLINE, for a boot source without boot_args (it
+    /// turns the serial console off: give boot_args "console=ttyS0 ..." to see the guest).
+    static let firecrackerDefaultCmdline = "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+
     func runner() throws -> APIRunner {
         guard describeSnapshot == nil else { throw RunUsageError.unsupportedFlag("--describe-snapshot", "snapshots are not available in this volt-vmm yet") }
         guard !enablePci else { throw RunUsageError.unsupportedFlag("--enable-pci", "volt-vmm's devices are virtio-mmio, there is no PCI") }
@@ -85,7 +89,7 @@ struct FirecrackerCommand: ParsableCommand {
         var resources = try configFile.map { try FirecrackerConfigFile.load(path: $0) } ?? VMResources()
         if noApi && configFile == nil { throw RunUsageError.noApiWithoutConfig }
         // The command line's logger and metrics come first; the file's or the API's override them.
-        if resources.logger == nil, logPath != nil || showLevel || showLogOrigin || level != "Warning" {
+        if resources.logger == nil, logPath != nil || showLevel || showLogOrigin || level != "Info" {
             var logger = LoggerConfig()
             logger.logPath = logPath
             logger.level = level
@@ -95,11 +99,14 @@ struct FirecrackerCommand: ParsableCommand {
         }
         if resources.metrics == nil, let metricsPath { resources.metrics = MetricsConfig(metricsPath: metricsPath) }
         var runner = APIRunner(socketPath: noApi ? nil : apiSock, resources: resources,
-                               startAtOnce: noApi, vmID: try VMID(given: id), kernelStore: nil,
-                               defaultCmdline: "console=ttyS0 reboot=k panic=1 pci=off")
+                               startAtOnce: configFile != nil, vmID: try VMID(given: id), kernelStore: nil,
+                               defaultCmdline: Self.firecrackerDefaultCmdline)
         runner.maxPayload = httpApiMaxPayloadSize
-        runner.logLevel = LogSetup.firecrackerLevel(level) ?? .warning
-        if noSeccomp { runner.seccomp = nil }
+        runner.logLevel = LogSetup.firecrackerLevel(level) ?? .info
+        if noSeccomp {
+            runner.seccomp = nil
+            LogSetup.logger(level: .warning).warning("--no-seccomp: no thread of volt-vmm has a seccomp filter (the workers keep theirs); a guest or API client that takes over volt-vmm can make any system call")
+        }
         let noSeccomp = self.noSeccomp
         runner.apply = { config in
             if noSeccomp { config.seccomp = nil }

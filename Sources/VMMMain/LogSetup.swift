@@ -35,15 +35,16 @@ enum LogSetup {
     }
 
     /// Firecracker's logger options: level names (Error, Warning, Info, Debug, Trace, Off;
-    /// any case), a log file or named pipe opened for appending, and what each line shows.
+    /// any case), a log file or named pipe (opened as `OutputFile` does: a line that does not
+/// fit a full pipe is dropped), and what each line shows.
     static func logger(_ config: LoggerConfig?, fallback: Logger.Level) throws -> Logger {
         guard let config else { return logger(level: fallback) }
         let level = firecrackerLevel(config.level) ?? fallback
         var fd: Int32 = 2
         if let path = config.logPath {
-            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-            guard fd >= 0 else {
-                throw APIFault("log_path \(path): \(String(cString: strerror(errno))) — give a file or named pipe volt-vmm can write")
+            switch OutputFile.open(path) {
+            case let .success(opened): fd = opened
+            case let .failure(errno): throw APIFault("log_path \(path): \(errno) — give a file or named pipe volt-vmm can write")
             }
         }
         let handler = LineLogHandler(logLevel: level, fd: fd, showLevel: config.showLevel, showOrigin: config.showLogOrigin)

@@ -225,7 +225,7 @@ struct RunCommand: ParsableCommand {
             ? file.disks.map { var d = $0; d.path = Self.resolve(d.path, relativeTo: base, onlyIfExists: false); return d }
             : disk.map { try DiskSpec(parsing: $0) }
         for (i, d) in disks.enumerated() { try resources.put(drive: DriveConfig(id: "disk\(i)", backend: .image(d))) }
-        for (i, s) in vhostUserBlock.enumerated() { try resources.put(drive: DriveConfig(id: "vhost-user-blk\(i)", backend: .vhostUser(socket: s))) }
+        for (i, s) in vhostUserBlock.enumerated() { try resources.put(drive: DriveConfig(id: "vhost_user_blk\(i)", backend: .vhostUser(socket: s))) }
         let nets = try (net.isEmpty ? file.networks : net).map { try NetSpec(parsing: $0) }
         for (i, n) in nets.enumerated() { try resources.put(networkInterface: NetworkInterfaceConfig(id: "net\(i)", spec: n)) }
         resources.entropy = try entropy.map { try EntropySpec(parsing: $0) } ?? file.entropy

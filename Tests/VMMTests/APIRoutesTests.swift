@@ -6,7 +6,26 @@ import VoltTestSupport
 /// Firecracker's endpoints on the controller, without a socket or a VM: paths, bodies,
 /// field names, status codes, and the rules before start.
 @Suite struct APIRoutesTests {
-    func controller() -> VMController { VMController(resources: VMResources(), instanceID: "api-test") }
+    /// Files the PUTs name (their checks open them), and a thread playing volt-vmm's main
+    /// thread, which runs those checks while it waits for InstanceStart.
+    final class Fixture {
+        let dir: URL
+        let controller: VMController
+        init() throws {
+            dir = try makeTemporaryDirectory("api-routes")
+            for name in ["vmlinux", "initrd", "root.img", "data.img", "other.img"] {
+                try Data(count: 4096).write(to: dir.appendingPathComponent(name))
+            }
+            let controller = VMController(resources: VMResources(), instanceID: "api-test")
+            self.controller = controller
+            Thread { _ = controller.waitForStart() }.start()
+        }
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        deinit {
+            controller.terminate(signal: SIGTERM)
+            try? FileManager.default.removeItem(at: dir)
+        }
+    }
 
     func call(_ c: VMController, _ method: String, _ path: String, _ body: String = "") -> APIResponse {
         c.route(method: method, path: path, body: Array(body.utf8))
@@ -23,56 +42,97 @@ import VoltTestSupport
     }
 
     @Test func infoAndVersion() throws {
-        let c = controller()
+        let f = try Fixture()
+        let c = f.controller
         let info = call(c, "GET", "/")
         #expect(info.status == 200)
         let o = try object(info)
         #expect(o["state"] as? String == "Not started" && o["id"] as? String == "api-test")
-        #expect(o["app_name"] as? String == "volt-vmm" && o["vmm_version"] != nil)
+        #expect(o["app_name"] as? String == "Firecracker" && o["vmm_version"] as? String == VMController.firecrackerAPIVersion, "Firecracker's InstanceInfo: \(o)")
         #expect(try object(call(c, "GET", "/version"))["firecracker_version"] as? String == VMController.firecrackerAPIVersion)
     }
 
     @Test func configurationBeforeStartRoundTrips() throws {
-        let c = controller()
-        #expect(call(c, "PUT", "/boot-source", #"{"kernel_image_path": "/k/vmlinux", "boot_args": "console=ttyS0", "initrd_path": "/k/initrd"}"#).status == 204)
+        let f = try Fixture()
+        let c = f.controller
+        #expect(call(c, "PUT", "/boot-source", #"{"kernel_image_path": "\#(f.path("vmlinux"))", "boot_args": "console=ttyS0", "initrd_path": "\#(f.path("initrd"))"}"#).status == 204)
         #expect(call(c, "PUT", "/machine-config", #"{"vcpu_count": 2, "mem_size_mib": 512}"#).status == 204)
         #expect(call(c, "PATCH", "/machine-config", #"{"mem_size_mib": 256}"#).status == 204)
-        #expect(call(c, "PUT", "/drives/rootfs", #"{"drive_id": "rootfs", "path_on_host": "/i/root.img", "is_root_device": true, "is_read_only": false}"#).status == 204)
-        #expect(call(c, "PUT", "/drives/data", #"{"drive_id": "data", "path_on_host": "/i/data.img", "is_root_device": false, "is_read_only": true, "cache_type": "Writeback"}"#).status == 204)
-        #expect(call(c, "PUT", "/network-interfaces/eth0", #"{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "52:54:00:12:34:56"}"#).status == 204)
+        #expect(call(c, "PUT", "/drives/rootfs", #"{"drive_id": "rootfs", "path_on_host": "\#(f.path("root.img"))", "is_root_device": true, "is_read_only": false}"#).status == 204)
+        #expect(call(c, "PUT", "/drives/data", #"{"drive_id": "data", "path_on_host": "\#(f.path("data.img"))", "is_root_device": false, "is_read_only": true, "cache_type": "Writeback", "partuuid": null}"#).status == 204, "null is an absent optional field")
+        #expect(call(c, "PUT", "/network-interfaces/eth0", #"{"iface_id": "eth0", "host_dev_name": "lo", "guest_mac": "52:54:00:12:34:56"}"#).status == 204)
         #expect(call(c, "PUT", "/entropy", #"{"rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 100}}}"#).status == 204)
-        #expect(call(c, "PUT", "/metrics", #"{"metrics_path": "/tmp/m.fifo"}"#).status == 204)
+        #expect(call(c, "PUT", "/metrics", #"{"metrics_path": "\#(f.path("metrics.fifo"))"}"#).status == 204)
+        #expect(FileManager.default.fileExists(atPath: f.path("metrics.fifo")), "created at PUT time, as Firecracker does")
+        #expect(try fault(call(c, "PUT", "/metrics", #"{"metrics_path": "\#(f.path("again"))"}"#)).contains("Reinitialization of metrics not allowed"))
         #expect(call(c, "PUT", "/logger", #"{"level": "Debug", "show_level": true}"#).status == 204)
+        #expect(call(c, "PUT", "/logger", #"{"show_log_origin": true}"#).status == 204)
+        #expect(c.configuration.logger?.level == "Debug" && c.configuration.logger?.showLevel == true && c.configuration.logger?.showLogOrigin == true,
+                "a logger PUT changes only the fields it names")
         let machine = try object(call(c, "GET", "/machine-config"))
         #expect(machine["vcpu_count"] as? Int == 2 && machine["mem_size_mib"] as? Int == 256, "PATCH keeps vcpu_count")
         let config = try object(call(c, "GET", "/vm/config"))
-        #expect((config["boot-source"] as? [String: Any])?["kernel_image_path"] as? String == "/k/vmlinux")
+        #expect((config["boot-source"] as? [String: Any])?["kernel_image_path"] as? String == f.path("vmlinux"))
         let drives = try #require(config["drives"] as? [[String: Any]])
         #expect(drives.map { $0["drive_id"] as? String } == ["rootfs", "data"])
         #expect(drives[1]["is_read_only"] as? Bool == true && drives[1]["cache_type"] as? String == "Writeback")
         #expect((config["network-interfaces"] as? [[String: Any]])?.first?["guest_mac"] as? String == "52:54:00:12:34:56")
         let limit = ((config["entropy"] as? [String: Any])?["rate_limiter"] as? [String: Any])?["bandwidth"] as? [String: Any]
         #expect(limit?["size"] as? Int == 1000 && limit?["refill_time"] as? Int == 100)
-        #expect((config["metrics"] as? [String: Any])?["metrics_path"] as? String == "/tmp/m.fifo")
+        #expect((config["metrics"] as? [String: Any])?["metrics_path"] as? String == f.path("metrics.fifo"))
         // A PUT replaces the drive of that id.
-        #expect(call(c, "PUT", "/drives/data", #"{"drive_id": "data", "path_on_host": "/i/other.img", "is_root_device": false}"#).status == 204)
+        #expect(call(c, "PUT", "/drives/data", #"{"drive_id": "data", "path_on_host": "\#(f.path("other.img"))", "is_root_device": false}"#).status == 204)
         #expect(c.configuration.drives.count == 2)
     }
 
+    /// What a PUT checks on the host at once (Firecracker does too): a 400 naming the path.
+    @Test func missingFilesAndDevicesAreRefusedAtPUT() throws {
+        let f = try Fixture()
+        let c = f.controller
+        let missing = f.path("missing")
+        for (path, body, words) in [
+            ("/boot-source", #"{"kernel_image_path": "\#(missing)"}"#, "kernel_image_path"),
+            ("/boot-source", #"{"kernel_image_path": "\#(f.path("vmlinux"))", "initrd_path": "\#(missing)"}"#, "initrd_path \(missing)"),
+            ("/drives/d", #"{"drive_id": "d", "path_on_host": "\#(missing)", "is_root_device": false}"#, "path_on_host \(missing)"),
+            ("/drives/d", #"{"drive_id": "d", "socket": "\#(f.path("vmlinux"))", "is_root_device": false}"#, "not a Unix socket"),
+            ("/network-interfaces/n", #"{"iface_id": "n", "host_dev_name": "volt-no-such0"}"#, "no such network device"),
+            ("/logger", #"{"log_path": "\#(missing)/sub/log"}"#, "log_path"),
+            ("/metrics", #"{"metrics_path": "\#(missing)/sub/m"}"#, "metrics_path"),
+        ] {
+            let text = try fault(call(c, "PUT", path, body))
+            #expect(text.contains(words), "PUT \(path): \(text)")
+        }
+        #expect(c.configuration == VMResources(), "nothing refused was kept")
+    }
+
+    @Test func idsAreFirecrackersAndDevicesAreBounded() throws {
+        let f = try Fixture()
+        let c = f.controller
+        for id in ["a-b", "a.b", "%41", String(repeating: "a", count: 65)] {
+            #expect(try fault(call(c, "PUT", "/drives/\(id)", #"{"drive_id": "\#(id)", "path_on_host": "\#(f.path("data.img"))", "is_root_device": false}"#))
+                .contains("alphanumeric characters and underscores"), "\(id)")
+        }
+        #expect(try fault(call(c, "PUT", "/drives", "{}")).contains("The ID cannot be empty"))
+        #expect(try fault(call(c, "PATCH", "/machine-config", "{}")) == "Empty PATCH request.")
+        for i in 0..<11 {
+            #expect(call(c, "PUT", "/drives/d\(i)", #"{"drive_id": "d\#(i)", "path_on_host": "\#(f.path("data.img"))", "is_root_device": false}"#).status == 204)
+        }
+        #expect(try fault(call(c, "PUT", "/drives/d11", #"{"drive_id": "d11", "path_on_host": "\#(f.path("data.img"))", "is_root_device": false}"#)).contains("room for 11"))
+        #expect(call(c, "PUT", "/drives/d3", #"{"drive_id": "d3", "path_on_host": "\#(f.path("other.img"))", "is_root_device": false}"#).status == 204, "replacing one still fits")
+    }
+
     @Test func theMachineConfigBuildsTheVM() throws {
-        let dir = try makeTemporaryDirectory("api-kernel")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let kernel = dir.appendingPathComponent("vmlinux").path
-        try Data([0x7f]).write(to: URL(fileURLWithPath: kernel))
-        let c = controller()
+        let f = try Fixture()
+        let kernel = f.path("vmlinux")
+        let c = f.controller
         _ = call(c, "PUT", "/boot-source", #"{"kernel_image_path": "\#(kernel)", "boot_args": "console=ttyS0"}"#)
-        _ = call(c, "PUT", "/drives/data", #"{"drive_id": "data", "path_on_host": "/i/data.img", "is_root_device": false}"#)
-        _ = call(c, "PUT", "/drives/root", #"{"drive_id": "root", "path_on_host": "/i/root.img", "is_root_device": true, "is_read_only": true}"#)
+        #expect(call(c, "PUT", "/drives/data", #"{"drive_id": "data", "path_on_host": "\#(f.path("data.img"))", "is_root_device": false}"#).status == 204)
+        #expect(call(c, "PUT", "/drives/root", #"{"drive_id": "root", "path_on_host": "\#(f.path("root.img"))", "is_root_device": true, "is_read_only": true}"#).status == 204)
         _ = call(c, "PUT", "/machine-config", #"{"vcpu_count": 2, "mem_size_mib": 64}"#)
         let m = try c.configuration.machineConfig(vmID: VMID(), defaultCmdline: "x")
         #expect(m.cmdline == "console=ttyS0 root=/dev/vda ro", "the root drive is vda, read-only")
         #expect(m.devices.map(\.kind) == ["disk", "disk"])
-        if case let .disk(first) = m.devices[0] { #expect(first.path == "/i/root.img") } else { Issue.record("root first") }
+        if case let .disk(first) = m.devices[0] { #expect(first.path == f.path("root.img")) } else { Issue.record("root first") }
         #expect(m.memoryBytes == 64 << 20 && m.vcpus == 2 && m.kernelPath == kernel)
     }
 
@@ -85,7 +145,7 @@ import VoltTestSupport
         ("PUT", "/machine-config", #"{"vcpu_count": 1}"#, "mem_size_mib: required"),
         ("PUT", "/machine-config", #"{"vcpu_count": 1, "mem_size_mib": 128, "smt": true}"#, "smt"),
         ("PUT", "/machine-config", #"{"vcpu_count": 1, "mem_size_mib": 128, "cpu_template": "T2"}"#, "CPU templates"),
-        ("PUT", "/drives/a", #"{"drive_id": "b", "path_on_host": "/x", "is_root_device": false}"#, "differs from the path"),
+        ("PUT", "/drives/a", #"{"drive_id": "b", "path_on_host": "/x", "is_root_device": false}"#, "The id from the path does not match the id from the body!"),
         ("PUT", "/drives/a", #"{"drive_id": "a", "is_root_device": false}"#, "path_on_host: required"),
         ("PUT", "/drives/a", #"{"drive_id": "a", "path_on_host": "/x"}"#, "is_root_device: required"),
         ("PUT", "/drives/a", #"{"drive_id": "a", "path_on_host": "/x", "is_root_device": false, "rate_limiter": {"ops": {"size": 5, "refill_time": 10}}}"#, "rate limits are not supported"),
@@ -103,16 +163,18 @@ import VoltTestSupport
         ("PUT", "/snapshot/create", #"{"snapshot_path": "s", "mem_file_path": "m"}"#, "snapshots"),
     ])
     func badRequestsAreFaultsNamingTheProblem(_ method: String, _ path: String, _ body: String, _ message: String) throws {
-        let text = try fault(call(controller(), method, path, body))
+        let f = try Fixture()
+        let text = try fault(call(f.controller, method, path, body))
         #expect(text.contains(message), "\(method) \(path): \(text)")
     }
 
     @Test func onlyOneRootDeviceAndNoSharedTap() throws {
-        let c = controller()
-        _ = call(c, "PUT", "/drives/a", #"{"drive_id": "a", "path_on_host": "/a", "is_root_device": true}"#)
-        #expect(try fault(call(c, "PUT", "/drives/b", #"{"drive_id": "b", "path_on_host": "/b", "is_root_device": true}"#)).contains("already the root device"))
-        _ = call(c, "PUT", "/network-interfaces/e0", #"{"iface_id": "e0", "host_dev_name": "tap0"}"#)
-        #expect(try fault(call(c, "PUT", "/network-interfaces/e1", #"{"iface_id": "e1", "host_dev_name": "tap0"}"#)).contains("already used"))
+        let f = try Fixture()
+        let c = f.controller
+        #expect(call(c, "PUT", "/drives/a", #"{"drive_id": "a", "path_on_host": "\#(f.path("root.img"))", "is_root_device": true}"#).status == 204)
+        #expect(try fault(call(c, "PUT", "/drives/b", #"{"drive_id": "b", "path_on_host": "\#(f.path("data.img"))", "is_root_device": true}"#)).contains("already the root device"))
+        #expect(call(c, "PUT", "/network-interfaces/e0", #"{"iface_id": "e0", "host_dev_name": "lo"}"#).status == 204)
+        #expect(try fault(call(c, "PUT", "/network-interfaces/e1", #"{"iface_id": "e1", "host_dev_name": "lo"}"#)).contains("already used"))
     }
 }
 

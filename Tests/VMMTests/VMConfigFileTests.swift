@@ -30,7 +30,7 @@ import Testing
         (#"{"vcpus": 1.5}"#, ["vcpus: expected a whole number"]),
         (#"{"vcpus": "2"}"#, ["vcpus: expected a whole number, found a string"]),
         (#"{"memory_mib": 4}"#, ["memory_mib: 4 is out of range"]),
-        (#"{"id": "a b"}"#, ["id: \"a b\" must be 1-32 characters"]),
+        (#"{"id": "a b"}"#, ["id: \"a b\" must be 1-64 characters"]),
         (#"{"disks": {}}"#, ["disks: expected an array, found an object"]),
         (#"{"disks": [{"readonly": true}]}"#, ["disks[0].path: required"]),
         (#"{"disks": [{"path": "a", "readonly": "yes"}]}"#, ["disks[0].readonly: expected true or false, found a string"]),

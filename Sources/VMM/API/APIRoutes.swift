@@ -23,10 +23,15 @@ extension VMController {
     }
 
     private func dispatch(_ method: String, _ parts: [String], _ body: [UInt8]) throws(APIFault) -> APIResponse {
+        if ["drives", "network-interfaces"].contains(parts.first ?? ""), parts.count == 2 { try Self.checkID(parts[1]) }
+        if ["drives", "network-interfaces"].contains(parts.first ?? ""), parts.count == 1, method == "PUT" || method == "PATCH" {
+            throw APIFault("The ID cannot be empty: \(method) /\(parts[0])/{id}")
+        }
         switch (method, parts.first ?? "", parts.count) {
         case ("GET", "", 0):
-            return .ok(JSONText.object([("app_name", JSONText.quote("volt-vmm")), ("id", JSONText.quote(instanceID)),
-                                        ("state", JSONText.quote(stateName)), ("vmm_version", JSONText.quote(Self.vmmVersion))]))
+            // Firecracker's InstanceInfo, as clients compare it (volt-vmm's own version: --version).
+            return .ok(JSONText.object([("app_name", JSONText.quote("Firecracker")), ("id", JSONText.quote(instanceID)),
+                                        ("state", JSONText.quote(stateName)), ("vmm_version", JSONText.quote(Self.firecrackerAPIVersion))]))
         case ("GET", "version", 1):
             return .ok(JSONText.object([("firecracker_version", JSONText.quote(Self.firecrackerAPIVersion))]))
         case ("GET", "vm", 2) where parts[1] == "config":
@@ -35,6 +40,7 @@ extension VMController {
             return .ok(configuration.machine.json)
         case ("PUT", "machine-config", 1), ("PATCH", "machine-config", 1):
             let patch = method == "PATCH"
+            if patch, (try? JSONValue.parse(body)) == .object([:]) { throw APIFault("Empty PATCH request.") }
             try configure("\(method) /machine-config") { (r: inout VMResources) throws(APIFault) in
                 let base = r.machine
                 r.machine = try parseBody(body, allowed: MachineConfiguration.keys) { MachineConfiguration.read($0, $1, base: patch ? base : nil) }
@@ -42,16 +48,19 @@ extension VMController {
             return .noContent
         case ("PUT", "boot-source", 1):
             let boot = try parseBody(body, allowed: BootSourceConfig.keys) { BootSourceConfig.read($0, $1) }
+            try onMainThread("PUT /boot-source") { [kernelStore] in HostChecks.bootSource(boot, store: kernelStore) }
             try configure("PUT /boot-source") { $0.bootSource = boot }
             return .noContent
         case ("PUT", "drives", 2):
             let drive = try parseBody(body, allowed: DriveConfig.keys) { DriveConfig.read($0, $1, id: parts[1]) }
+            try onMainThread("PUT /drives") { HostChecks.drive(drive) }
             try configure("PUT /drives") { (r: inout VMResources) throws(APIFault) in try r.put(drive: drive) }
             return .noContent
         case ("PATCH", "drives", 2):
             return try patchDrive(parts[1], body)
         case ("PUT", "network-interfaces", 2):
             let nic = try parseBody(body, allowed: NetworkInterfaceConfig.keys) { NetworkInterfaceConfig.read($0, $1, id: parts[1]) }
+            try onMainThread("PUT /network-interfaces") { HostChecks.networkInterface(nic) }
             try configure("PUT /network-interfaces") { (r: inout VMResources) throws(APIFault) in try r.put(networkInterface: nic) }
             return .noContent
         case ("PATCH", "network-interfaces", 2):
@@ -61,11 +70,20 @@ extension VMController {
             try configure("PUT /entropy") { $0.entropy = entropy }
             return .noContent
         case ("PUT", "logger", 1):
-            let logger = try parseBody(body, allowed: LoggerConfig.keys) { LoggerConfig.read($0, $1) }
+            // Firecracker's logger update: the fields given change, the others stay.
+            let base = configuration.logger
+            let logger = try parseBody(body, allowed: LoggerConfig.keys) { LoggerConfig.read($0, $1, base: base) }
+            if let path = logger.logPath, path != base?.logPath {
+                try onMainThread("PUT /logger") { HostChecks.output(path, field: "log_path") }
+            }
             try configure("PUT /logger") { $0.logger = logger }
             return .noContent
         case ("PUT", "metrics", 1):
             let metrics = try parseBody(body, allowed: MetricsConfig.keys) { MetricsConfig.read($0, $1) }
+            guard configuration.metrics == nil else {
+                throw APIFault("Reinitialization of metrics not allowed: the metrics already go to \(configuration.metrics!.metricsPath)")
+            }
+            try onMainThread("PUT /metrics") { HostChecks.output(metrics.metricsPath, field: "metrics_path") }
             try configure("PUT /metrics") { $0.metrics = metrics }
             return .noContent
         case ("PUT", "actions", 1):
@@ -101,6 +119,15 @@ extension VMController {
             throw APIFault("action_type \"\(type)\" is not one of InstanceStart, SendCtrlAltDel, FlushMetrics")
         }
         return .noContent
+    }
+
+    /// Firecracker's checked_id: drive and interface ids are 1 to 64 of [A-Za-z0-9_]. The
+    /// path is taken as written (not percent-decoded), so an encoded id is refused too.
+    static func checkID(_ id: String) throws(APIFault) {
+        guard !id.isEmpty, id.utf8.count <= 64,
+              id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || $0 == 0x5f }) else {
+            throw APIFault("API Resource IDs can only contain alphanumeric characters and underscores (1 to 64 of them): \(JSONText.quote(String(id.prefix(80))))")
+        }
     }
 
     private func vmState(_ body: [UInt8]) throws(APIFault) -> APIResponse {

@@ -32,29 +32,47 @@ public final class APIThread: @unchecked Sendable {
         }
         let thread = APIThread(server: server, path: socketPath)
         let stop = volt_eventfd(0, VOLT_EFD_CLOEXEC)   // never signalled: the thread ends with the process
+        // The thread's jail decides whether volt-vmm runs at all: a socket nobody serves
+        // would hang every client.
+        let jailed = Condition()
+        nonisolated(unsafe) var failure: String??
+        let report = { (problem: String?) in jailed.withLock { failure = .some(problem); jailed.broadcast() } }
         _ = try OSThread(name: "volt-api", prepare: {
             if landlock {
                 do {
                     _ = try Sandbox.lockDownFileSystem(keeping: [])
                     try Sandbox.dropAllCapabilities()
                 } catch {
-                    logger.error("API thread: cannot lock itself down: \(error); the API is off")
+                    report("the API thread cannot lock itself down: \(error)")
                     return false
                 }
             }
             if let seccomp {
                 do { try Sandbox.filterThisThread(VMMSeccompPolicy.api(listeningFD: server.listeningFD), mode: seccomp) } catch {
-                    logger.error("API thread: cannot install its seccomp filter: \(error); the API is off")
+                    report("the API thread cannot install its seccomp filter: \(error)")
                     return false
                 }
             }
+            report(nil)
             return true
         }) {
-            _ = try? server.run(handler: { request in
-                let answer = controller.route(method: request.method, path: request.path, body: request.body)
-                guard let body = answer.body else { return .noContent() }
-                return .json(answer.status, Array(body.utf8))
-            }, stopFD: stop)
+            do {
+                try server.run(handler: { request in
+                    let answer = controller.route(method: request.method, path: request.path, body: request.body)
+                    guard let body = answer.body else { return .noContent() }
+                    return .json(answer.status, Array(body.utf8))
+                }, stopFD: stop)
+            } catch {
+                logger.critical("the API stopped serving \(socketPath): \(error)")
+            }
+        }
+        let problem = jailed.withLock { () -> String? in
+            while failure == nil { jailed.wait() }
+            return failure!
+        }
+        if let problem {
+            server.remove()
+            throw APIStartError.lockDown(problem)
         }
         return thread
     }
@@ -71,7 +89,11 @@ public final class APIThread: @unchecked Sendable {
 
 public enum APIStartError: Error, CustomStringConvertible {
     case socket(String)
+    case lockDown(String)
     public var description: String {
-        switch self { case let .socket(why): return "API socket: \(why)" }
+        switch self {
+        case let .socket(why): return "API socket: \(why)"
+        case let .lockDown(why): return "\(why); volt-vmm does not serve an API it cannot jail (--no-landlock / --no-seccomp turn the jail off, unsafely)"
+        }
     }
 }

@@ -28,7 +28,7 @@ public struct DriveConfig: Equatable {
     static func read(_ r: ConfigReader, _ f: [String: JSONValue], id: String?, _ path: String = "") -> DriveConfig? {
         let driveID = r.string(f, "drive_id", path)
         if let id, let driveID, driveID != id {
-            r.problem(join(path, "drive_id"), "\"\(driveID)\" differs from the path's drive id \"\(id)\"")
+            r.problem(join(path, "drive_id"), "The id from the path does not match the id from the body! (\"\(id)\" and \"\(driveID)\")")
         }
         let root = r.bool(f, "is_root_device", path)
         if f["is_root_device"] == nil { r.problem(join(path, "is_root_device"), "required") }
@@ -98,7 +98,7 @@ public struct NetworkInterfaceConfig: Equatable {
     static func read(_ r: ConfigReader, _ f: [String: JSONValue], id: String?, _ path: String = "") -> NetworkInterfaceConfig? {
         let ifaceID = r.string(f, "iface_id", path)
         if let id, let ifaceID, ifaceID != id {
-            r.problem(join(path, "iface_id"), "\"\(ifaceID)\" differs from the path's iface id \"\(id)\"")
+            r.problem(join(path, "iface_id"), "The id from the path does not match the id from the body! (\"\(id)\" and \"\(ifaceID)\")")
         }
         if ifaceID == nil && id == nil { r.problem(join(path, "iface_id"), "required") }
         let tap = r.string(f, "host_dev_name", path)

@@ -138,17 +138,18 @@ public struct LoggerConfig: Equatable, Sendable {
     /// Firecracker's levels, case-insensitive.
     static let levels = ["error", "warning", "warn", "info", "debug", "trace", "off"]
 
-    static func read(_ r: ConfigReader, _ f: [String: JSONValue], _ path: String = "") -> LoggerConfig? {
-        var c = LoggerConfig()
-        c.logPath = r.string(f, "log_path", path)
+    /// The fields given replace `base`'s (Firecracker's logger update); the rest stay.
+    static func read(_ r: ConfigReader, _ f: [String: JSONValue], base: LoggerConfig? = nil, _ path: String = "") -> LoggerConfig? {
+        var c = base ?? LoggerConfig()
+        if let logPath = r.string(f, "log_path", path) { c.logPath = logPath }
         if let level = r.string(f, "level", path) {
             if levels.contains(level.lowercased()) { c.level = level } else {
                 r.problem(join(path, "level"), "\"\(level)\" is not one of Error, Warning, Info, Debug, Trace, Off")
             }
         }
-        c.showLevel = r.bool(f, "show_level", path) ?? false
-        c.showLogOrigin = r.bool(f, "show_log_origin", path) ?? false
-        c.module = r.string(f, "module", path)
+        if let show = r.bool(f, "show_level", path) { c.showLevel = show }
+        if let show = r.bool(f, "show_log_origin", path) { c.showLogOrigin = show }
+        if let module = r.string(f, "module", path) { c.module = module }
         return c
     }
 

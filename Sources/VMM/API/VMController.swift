@@ -20,10 +20,22 @@ public final class VMController: @unchecked Sendable {
     private var starting = false
     /// A termination signal that arrived before the machine ran.
     private var terminatedBy: Int32?
+    /// Checks the API thread asked the main thread to make (they open files).
+    private var jobs: [MainThreadJob] = []
+    /// `--kernel-store`, for boot sources naming a stored kernel.
+    let kernelStore: String?
 
-    public init(resources: VMResources, instanceID: String) {
+    private final class MainThreadJob {
+        let body: () -> APIFault?
+        var done = false
+        var fault: APIFault?
+        init(_ body: @escaping () -> APIFault?) { self.body = body }
+    }
+
+    public init(resources: VMResources, instanceID: String, kernelStore: String? = nil) {
         self.resources = resources
         self.instanceID = instanceID
+        self.kernelStore = kernelStore
     }
 
     public var state: State {
@@ -52,12 +64,40 @@ public final class VMController: @unchecked Sendable {
 
     /// Blocks until a client asks for InstanceStart (or `start()` was called) or a
     /// termination signal comes.
+    /// Runs the checks the API thread hands over meanwhile.
     func waitForStart() -> Next {
-        condition.withLock {
-            while startRequest == nil && terminatedBy == nil { condition.wait() }
-            if let terminatedBy { return .terminate(signal: terminatedBy) }
-            return .start(startRequest!)
+        while true {
+            let step = condition.withLock { () -> (next: Next?, job: MainThreadJob?) in
+                while startRequest == nil && terminatedBy == nil && jobs.isEmpty { condition.wait() }
+                if let terminatedBy { return (.terminate(signal: terminatedBy), nil) }
+                if let startRequest { return (.start(startRequest), nil) }
+                return (nil, jobs.removeFirst())
+            }
+            if let next = step.next { return next }
+            if let job = step.job {
+                let fault = job.body()   // outside the lock: it may take a while (an open)
+                condition.withLock {
+                    job.fault = fault
+                    job.done = true
+                    condition.broadcast()
+                }
+            }
         }
+    }
+
+    /// Runs `check` on the main thread, which may still open files (this thread may
+    /// not), and waits for it: how a PUT checks its paths as Firecracker does, at once.
+    /// Before start only (the main thread then waits for InstanceStart).
+    func onMainThread(_ what: String, _ check: @escaping () -> APIFault?) throws(APIFault) {
+        let job = MainThreadJob(check)
+        try condition.withLock { () throws(APIFault) in
+            guard control == nil, !starting else { throw APIFault.notAllowed(what, starting: starting) }
+            guard terminatedBy == nil else { throw APIFault("\(what): volt-vmm is stopping") }
+            jobs.append(job)
+            condition.broadcast()
+            while !job.done { condition.wait() }
+        }
+        if let fault = job.fault { throw fault }
     }
 
     var terminationSignal: Int32? { condition.withLock { terminatedBy } }

@@ -24,7 +24,10 @@ public struct VMResources: Equatable {
         if drive.isRootDevice, let other = drives.first(where: { $0.isRootDevice && $0.id != drive.id }) {
             throw APIFault("drive \(other.id) is already the root device: only one drive may have is_root_device true")
         }
-        if let i = drives.firstIndex(where: { $0.id == drive.id }) { drives[i] = drive } else { drives.append(drive) }
+        if let i = drives.firstIndex(where: { $0.id == drive.id }) { drives[i] = drive } else {
+            try checkRoomForDevice("drive \(drive.id)")
+            drives.append(drive)
+        }
     }
 
     public mutating func put(networkInterface nic: NetworkInterfaceConfig) throws(APIFault) {
@@ -34,7 +37,18 @@ public struct VMResources: Equatable {
         if let mac = nic.spec.mac, let other = networkInterfaces.first(where: { $0.spec.mac == mac && $0.id != nic.id }) {
             throw APIFault("guest_mac \(mac) is already used by network interface \(other.id)")
         }
-        if let i = networkInterfaces.firstIndex(where: { $0.id == nic.id }) { networkInterfaces[i] = nic } else { networkInterfaces.append(nic) }
+        if let i = networkInterfaces.firstIndex(where: { $0.id == nic.id }) { networkInterfaces[i] = nic } else {
+            try checkRoomForDevice("network interface \(nic.id)")
+            networkInterfaces.append(nic)
+        }
+    }
+
+    /// virtio-mmio has room for `VirtioDevices.maxDevices` devices in all.
+    private func checkRoomForDevice(_ what: String) throws(APIFault) {
+        let count = drives.count + networkInterfaces.count + (entropy == nil ? 0 : 1) + otherDevices.count
+        guard count < VirtioDevices.maxDevices else {
+            throw APIFault("\(what): volt-vmm has room for \(VirtioDevices.maxDevices) virtio devices and \(count) are configured")
+        }
     }
 
     /// Firecracker's FullVmConfiguration.
@@ -62,13 +76,11 @@ public struct VMResources: Equatable {
             if case let .image(disk) = root.backend { readOnly = disk.readOnly } else { readOnly = false }
             cmdline += " root=" + (root.partuuid.map { "PARTUUID=\($0)" } ?? "/dev/vda") + (readOnly ? " ro" : " rw")
         }
-        // Spawned devices first, in the order `--fault` names them (disks, NICs, entropy),
-        // the root drive before every other; then external back-ends.
-        let root = ordered.first.flatMap { $0.isRootDevice ? $0 : nil }
-        var devices: [VirtioDeviceSpec] = root.map { [$0.device] } ?? []
-        devices += ordered.dropFirst(root == nil ? 0 : 1).compactMap { d in if case .image = d.backend { d.device } else { nil } }
+        // Firecracker's order: the drives as listed (the root drive first, vhost-user ones
+        // among them), then the NICs, then entropy. `--fault` names a device by its place
+        // in this list (disk0, net1, ...).
+        var devices = ordered.map(\.device)
         devices += networkInterfaces.map { .net($0.spec) } + (entropy.map { [.entropy($0)] } ?? [])
-        devices += ordered.dropFirst(root == nil ? 0 : 1).compactMap { d in if case .vhostUser = d.backend { d.device } else { nil } }
         devices += otherDevices
         try FaultOption.apply(faults, to: &devices)
         _ = try NICPlan.plans(for: networkInterfaces.map(\.spec), vmID: vmID)

@@ -19,7 +19,8 @@ final class ConfigReader {
         problems.append("\(path): \(message)")
     }
 
-    /// The object at `path`, with unknown keys reported.
+    /// The object at `path`, with unknown keys reported. A key set to null is absent (as
+    /// Firecracker's optional fields take it, and as its GET /vm/config writes them).
     func object(_ value: JSONValue, _ path: String, allowed: Set<String>) -> [String: JSONValue]? {
         guard case let .object(fields) = value else {
             problem(path, "expected an object, found \(value.kind)")
@@ -29,7 +30,7 @@ final class ConfigReader {
             problem(path.isEmpty ? key : "\(path).\(key)",
                     "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))")
         }
-        return fields
+        return fields.filter { $0.value != .null }
     }
 
     func string(_ fields: [String: JSONValue], _ key: String, _ path: String) -> String? {

@@ -74,7 +74,7 @@ public struct VMConfigFile: Equatable {
         }
         config.id = reader.string(top, "id", "")
         if let id = config.id, !isValidID(id) {
-            reader.problem("id", "\"\(id)\" must be 1-32 characters of a-z, A-Z, 0-9, _ and -")
+            reader.problem("id", "\"\(id)\" must be 1-\(VMID.maxLength) characters of a-z, A-Z, 0-9, _ and -")
         }
         config.vcpus = reader.int(top, "vcpus", "", range: 1...maxVCPUs)
         config.memoryMiB = reader.int(top, "memory_mib", "", range: Int(Layout.minimumMemory >> 20)...(1 << 22)).map(UInt64.init)

@@ -2,7 +2,9 @@
 /// networkd units (`50-vm-<id>.*`) and seeds its stable MAC addresses. Without `--id`, a
 /// random 8-hex-digit id (and random MACs).
 public struct VMID: Equatable, CustomStringConvertible {
-    static let maxLength = 32
+    /// Firecracker accepts 64 (firecracker-go-sdk passes a UUID, 36). TAP names are cut
+    /// to a prefix and a hash, so a long id costs nothing there.
+    static let maxLength = 64
 
     let value: String
     /// True when the operator chose the id: MACs derive from it and stay stable across runs.

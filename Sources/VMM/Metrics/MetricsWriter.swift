@@ -19,11 +19,11 @@ final class MetricsWriter: @unchecked Sendable {
 
     init(path: String, vmm: VMMCounters, devices: [(name: String, page: MetricsPage)],
          extras: [String: @Sendable () -> [(name: String, value: UInt64)]] = [:], startNanoseconds: UInt64) throws {
-        do {
-            fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate, .closeOnExec],
-                                         permissions: [.ownerReadWrite, .groupRead])
-        } catch {
-            throw MetricsError.cannotOpen(path: path, error as? Errno ?? .ioError)
+        // Appended to, never truncated; a named pipe without a reader opens, and a line
+        // that does not fit a full one is dropped (Firecracker's metrics file semantics).
+        switch OutputFile.open(path) {
+        case let .success(raw): fd = FileDescriptor(rawValue: raw)
+        case let .failure(errno): throw MetricsError.cannotOpen(path: path, errno)
         }
         self.vmm = vmm
         self.devices = devices

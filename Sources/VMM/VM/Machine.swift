@@ -53,6 +53,9 @@ public final class Machine {
     let logger: Logger
     let startNanoseconds: UInt64
     let counters = VMMCounters()
+    /// The launcher runs and the lock-down began: a failure from here on cannot be retried
+    /// in this process (it can open no file any more).
+    public private(set) var isPastSetup = false
 
     public init(config: MachineConfig, logger: Logger, startNanoseconds: UInt64) {
         self.config = config
@@ -144,6 +147,7 @@ public final class Machine {
         }
         // Setup is over: what the VM may still start or remove goes to the launcher, and
         // volt-vmm gives up the file system before its first thread (threads inherit both).
+        isPastSetup = true
         let launcher = try virtio.startLauncher(removeAtExit: config.removeAtExit)
         // Held to the end: its socket closing tells the launcher volt-vmm is gone.
         defer { withExtendedLifetime(launcher) {} }
