@@ -80,6 +80,9 @@ import VoltTestSupport
         let limit = ((config["entropy"] as? [String: Any])?["rate_limiter"] as? [String: Any])?["bandwidth"] as? [String: Any]
         #expect(limit?["size"] as? Int == 1000 && limit?["refill_time"] as? Int == 100)
         #expect((config["metrics"] as? [String: Any])?["metrics_path"] as? String == f.path("metrics.fifo"))
+        // What GET /vm/config writes is a config file that builds the same VM (nulls and all).
+        let reread = try FirecrackerConfigFile.parse(Array((call(c, "GET", "/vm/config").body ?? "").utf8), file: "vm-config.json")
+        #expect(reread == c.configuration, "\(reread)")
         // A PUT replaces the drive of that id.
         #expect(call(c, "PUT", "/drives/data", #"{"drive_id": "data", "path_on_host": "\#(f.path("other.img"))", "is_root_device": false}"#).status == 204)
         #expect(c.configuration.drives.count == 2)

@@ -63,14 +63,15 @@ public struct DriveConfig: Equatable {
     }
 
     var json: String {
-        var fields: [(String, String?)] = [("drive_id", JSONText.string(id)), ("partuuid", JSONText.string(partuuid)),
+        var fields: [(String, String?)] = [("drive_id", JSONText.string(id)), ("partuuid", JSONText.orNull(JSONText.string(partuuid))),
                                            ("is_root_device", JSONText.bool(isRootDevice)), ("cache_type", JSONText.string(cacheType))]
         switch backend {
         case let .image(disk):
             fields += [("is_read_only", JSONText.bool(disk.readOnly)), ("path_on_host", JSONText.string(disk.path)),
-                       ("io_engine", JSONText.string(ioEngine))]
+                       ("rate_limiter", "null"), ("io_engine", JSONText.string(ioEngine)), ("socket", "null")]
         case let .vhostUser(socket):
-            fields += [("socket", JSONText.string(socket))]
+            fields += [("is_read_only", "null"), ("path_on_host", "null"), ("rate_limiter", "null"), ("io_engine", "null"),
+                       ("socket", JSONText.string(socket))]
         }
         return JSONText.object(fields)
     }
@@ -126,6 +127,7 @@ public struct NetworkInterfaceConfig: Equatable {
 
     var json: String {
         JSONText.object([("iface_id", JSONText.string(id)), ("host_dev_name", JSONText.string(spec.tap ?? spec.bridge.map { "bridge \($0)" })),
-                         ("guest_mac", JSONText.string(spec.mac?.description)), ("mtu", JSONText.int(spec.mtu))])
+                         ("guest_mac", JSONText.orNull(JSONText.string(spec.mac?.description))), ("mtu", JSONText.int(spec.mtu)),
+                         ("rx_rate_limiter", "null"), ("tx_rate_limiter", "null")])
     }
 }

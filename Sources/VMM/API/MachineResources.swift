@@ -23,8 +23,8 @@ public struct BootSourceConfig: Equatable, Sendable {
     }
 
     var json: String {
-        JSONText.object([("kernel_image_path", JSONText.string(kernelImagePath)), ("initrd_path", JSONText.string(initrdPath)),
-                         ("boot_args", JSONText.string(bootArgs))])
+        JSONText.object([("kernel_image_path", JSONText.string(kernelImagePath)), ("initrd_path", JSONText.orNull(JSONText.string(initrdPath))),
+                         ("boot_args", JSONText.orNull(JSONText.string(bootArgs)))])
     }
 }
 

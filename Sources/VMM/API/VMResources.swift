@@ -54,10 +54,11 @@ public struct VMResources: Equatable {
     /// Firecracker's FullVmConfiguration.
     var json: String {
         JSONText.object([
-            ("boot-source", bootSource?.json), ("machine-config", machine.json),
-            ("drives", JSONText.array(drives.map(\.json))), ("network-interfaces", JSONText.array(networkInterfaces.map(\.json))),
-            ("entropy", entropy?.apiJSON), ("logger", logger?.json), ("metrics", metrics?.json),
-            ("balloon", "null"), ("vsock", "null"), ("mmds-config", "null"),
+            ("balloon", "null"), ("drives", JSONText.array(drives.map(\.json))),
+            ("boot-source", JSONText.orNull(bootSource?.json)), ("cpu-config", "null"),
+            ("logger", JSONText.orNull(logger?.json)), ("machine-config", machine.json), ("metrics", JSONText.orNull(metrics?.json)),
+            ("mmds-config", "null"), ("network-interfaces", JSONText.array(networkInterfaces.map(\.json))),
+            ("vsock", "null"), ("entropy", JSONText.orNull(entropy?.apiJSON)),
         ])
     }
 

@@ -22,6 +22,9 @@ enum JSONText {
         "{" + fields.compactMap { key, value in value.map { "\(quote(key)):\($0)" } }.joined(separator: ",") + "}"
     }
 
+    /// An encoded value or `null` (Firecracker's GET answers name every field).
+    static func orNull(_ value: String?) -> String { value ?? "null" }
+
     static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
     static func string(_ s: String?) -> String? { s.map(quote) }
     static func bool(_ b: Bool?) -> String? { b.map { $0 ? "true" : "false" } }
