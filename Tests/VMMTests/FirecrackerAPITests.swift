@@ -111,6 +111,41 @@ import VoltTestSupport
         #expect(vm.call("GET", "/").status == -1, "nobody answers any more")
     }
 
+    /// `volt-vmm ctl`: one request, the JSON printed; exit 0, 1 for a fault, 2 unreachable.
+    @Test func ctlDrivesAVMFromTheShell() throws {
+        guard let ticker = guest("ticker") else { return }
+        let socket = apiSocketPath("ctl")
+        let vm = try APIVM(socket: socket, arguments: ["--kernel", ticker, "--cmdline", "ticker.ms=100"])
+        defer { vm.process.stop() }
+        #expect(vm.ready(), "stderr: \(vm.stderr)")
+        func ctl(_ verb: String, _ path: String = socket) throws -> TestEnvironment.Result {
+            try TestEnvironment.runVMM(["ctl", "--api-sock", path, verb], timeout: 20)
+        }
+        let info = try ctl("info")
+        #expect(info.status == 0 && info.stdout.contains(#""state":"Running""#), "\(info.stdout) \(info.stderr)")
+        #expect(try ctl("pause").status == 0)
+        #expect(try ctl("info").stdout.contains(#""state":"Paused""#))
+        #expect(try ctl("resume").status == 0)
+        let config = try ctl("config")
+        #expect(config.status == 0 && config.stdout.contains(ticker), "\(config.stdout)")
+        let refused = try ctl("start")
+        #expect(refused.status == 1 && refused.stderr.contains("already"), "a fault: \(refused.stderr)")
+        let nobody = try ctl("info", apiSocketPath("nobody"))
+        #expect(nobody.status == 2 && nobody.stderr.contains("nobody"), "\(nobody.stderr)")
+        #expect(try ctl("stop").status == 0)
+        #expect(vm.exitStatus(timeout: 30) == 0, "stderr: \(vm.stderr)")
+    }
+
+    @Test func aRunningVMStoppedBySIGTERMLeavesNoSocket() throws {
+        guard let ticker = guest("ticker") else { return }
+        let socket = apiSocketPath("sigterm")
+        let vm = try APIVM(socket: socket, arguments: ["--kernel", ticker, "--cmdline", "ticker.ms=100"])
+        defer { vm.process.stop() }
+        #expect(vm.ready() && vm.waitForTick(1), "stderr: \(vm.stderr)")
+        #expect(vm.process.stop() == 128 + SIGTERM, "stopped by signal 15: \(vm.stderr)")
+        #expect(access(socket, F_OK) != 0, "the launcher removed the socket after the lock-down")
+    }
+
     @Test func aLiveSocketIsRefusedAStaleOneReplaced() throws {
         let socket = apiSocketPath("live")
         // A stale socket file: bound, then its listener gone.

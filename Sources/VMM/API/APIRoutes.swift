@@ -157,7 +157,7 @@ extension VMController {
     /// after volt-vmm's lock-down: refused.
     private func patchDrive(_ id: String, _ body: [UInt8]) throws(APIFault) -> APIResponse {
         let patch = try parseBody(body, allowed: DriveConfig.patchKeys) { r, f -> (path: String?, limited: Bool)? in
-            if let given = r.string(f, "drive_id", ""), given != id { r.problem("drive_id", "\"\(given)\" differs from the path's drive id \"\(id)\"") }
+            if let given = r.string(f, "drive_id", ""), given != id { r.problem("drive_id", "The id from the path does not match the id from the body! (\"\(id)\" and \"\(given)\")") }
             let limited = RateLimiterConfig.read(r, f["rate_limiter"], "rate_limiter")?.isLimited ?? false
             return (r.string(f, "path_on_host", ""), limited)
         }
@@ -172,7 +172,7 @@ extension VMController {
 
     private func patchNetworkInterface(_ id: String, _ body: [UInt8]) throws(APIFault) -> APIResponse {
         let limited = try parseBody(body, allowed: NetworkInterfaceConfig.patchKeys) { r, f -> Bool? in
-            if let given = r.string(f, "iface_id", ""), given != id { r.problem("iface_id", "\"\(given)\" differs from the path's iface id \"\(id)\"") }
+            if let given = r.string(f, "iface_id", ""), given != id { r.problem("iface_id", "The id from the path does not match the id from the body! (\"\(id)\" and \"\(given)\")") }
             return ["rx_rate_limiter", "tx_rate_limiter"].contains { RateLimiterConfig.read(r, f[$0], $0)?.isLimited == true }
         }
         _ = try running("PATCH /network-interfaces")
