@@ -122,4 +122,18 @@ import Sandbox
         }
         #expect(Sandbox.allowedSyscallCount(rules) < 35)
     }
+
+    /// The API thread: requests from anyone who can reach the socket land here.
+    @Test func apiPolicyCannotOpenConnectOrExec() {
+        let rules = VMMSeccompPolicy.api(listeningFD: 7)
+        #expect(Sandbox.unknownSyscalls(rules).isEmpty && rules.allSatisfy { !$0.why.isEmpty })
+        let names = Set(rules.filter(\.allows).map(\.syscall))
+        for forbidden in ["open", "openat", "socket", "connect", "bind", "listen", "execve", "execveat", "fork", "vfork",
+                          "clone", "clone3", "kill", "mount", "ptrace", "unlink", "unlinkat"] {
+            #expect(!names.contains(forbidden), "\(forbidden) is not for the API thread")
+        }
+        #expect(rules.first { $0.syscall == "accept4" }?.conditions.isEmpty == false, "accept4 on the listening socket only")
+        #expect(Sandbox.allowedSyscallCount(rules) == 26, "the figure docs/security.md reports")
+        #expect(rules.count == 29, "filter entries")
+    }
 }
