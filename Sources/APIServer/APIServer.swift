@@ -8,8 +8,9 @@
 //   read          request bytes from a connection
 //   sendto        answers (glibc's send(2)), flags MSG_NOSIGNAL: a vanished client is
 //                 EPIPE, never SIGPIPE
-//   close         connections (ended, failed, timed out, refused when full; all on return)
-//   clock_gettime CLOCK_MONOTONIC for the idle timeout (the vDSO answers it: no real
+//   close         connections (ended, failed, timed out, closed to make room, refused
+//                 when full; all on return)
+//   clock_gettime CLOCK_MONOTONIC for the request timeout (the vDSO answers it: no real
 //                 system call in practice; listed in case)
 // plus what glibc malloc needs when Swift allocates arrays and strings on this thread:
 //   mmap, munmap  large blocks (e.g. a 256 KiB answer) and a new thread arena
@@ -29,17 +30,24 @@ public final class APIServer: Sendable {
     public struct Limits: Sendable, Equatable {
         /// Largest request body (Firecracker's --http-api-max-payload-size default).
         public var maxPayload: Int
-        /// A connection that makes no progress this long (no byte read or written, whether
-        /// idle, half-way through a request, or not reading its answer) is closed.
-        public var idleTimeout: Duration
-        /// Connections served at once; one more is accepted, answered 503 and closed
-        /// (micro_http does the same at its limit of 10), so clients learn why at once
-        /// instead of hanging in the backlog.
+        /// How long a request may take to arrive, from its first byte, and how long its
+        /// answer may take to leave, from when it is queued; a connection over either is
+        /// closed. Bytes trickling in or out do not extend it, so a slow client cannot hold
+        /// a slot. A keep-alive connection idle between requests has no timeout at all (as
+        /// with micro_http): Go's http.Transport, behind firecracker-go-sdk, reuses idle
+        /// connections and does not retry a PUT or PATCH that meets one just closed.
+        public var requestTimeout: Duration
+        /// Connections served at once. A client beyond it takes the place of the
+        /// connection idle between requests the longest, which is closed (it sees EOF
+        /// before it sends anything, and reconnects); if every connection is in the middle
+        /// of a request or answer, the client is accepted, answered 503 and closed (as
+        /// micro_http does at its limit of 10), so it learns why at once instead of hanging
+        /// in the backlog.
         public var maxConnections: Int
 
-        public init(maxPayload: Int = 51_200, idleTimeout: Duration = .seconds(30), maxConnections: Int = 16) {
+        public init(maxPayload: Int = 51_200, requestTimeout: Duration = .seconds(30), maxConnections: Int = 16) {
             self.maxPayload = maxPayload
-            self.idleTimeout = idleTimeout
+            self.requestTimeout = requestTimeout
             self.maxConnections = maxConnections
         }
     }
@@ -107,7 +115,7 @@ public final class APIServer: Sendable {
     /// normally when stopped (every connection closed); throws only if poll(2) itself
     /// fails. Nothing a client sends or fails to read stops the loop.
     public func run(handler: (HTTPRequest) -> HTTPResponse, stopFD: CInt) throws(APIServerError) {
-        let idleNanos = limits.idleTimeout.saturatingNanoseconds
+        let timeoutNanos = limits.requestTimeout.saturatingNanoseconds
         let maxConnections = max(1, limits.maxConnections)
         let busy = HTTPResponse.fault(503, message: "Too many open connections (the limit is \(maxConnections)); retry later.")
             .serialized(closing: true)
@@ -129,7 +137,10 @@ public final class APIServer: Sendable {
             var wake = accepting ? UInt64.max : acceptPausedUntil
             for c in connections {
                 fds.append(pollfd(fd: c.fd, events: Int16(c.wantsOutput ? POLLOUT : POLLIN), revents: 0))
-                wake = min(wake, c.lastProgress &+ idleNanos)
+                if c.phase != .idle {
+                    let (deadline, overflow) = c.since.addingReportingOverflow(timeoutNanos)
+                    wake = min(wake, overflow ? .max : deadline)
+                }
             }
             let timeout: CInt = wake == .max ? -1 : CInt(min((wake &- min(wake, now)) / 1_000_000 + 1, 60_000))
 
@@ -148,24 +159,35 @@ public final class APIServer: Sendable {
                     c.readable(into: scratch, now: now, handler: handler)
                 }
             }
-            if fds[1].revents != 0 {
-                acceptPausedUntil = acceptAll(&connections, maxConnections, busy, now)
-            }
-            for c in connections where !c.isClosed && now &- c.lastProgress >= idleNanos {
+            for c in connections where !c.isClosed && c.phase != .idle && now &- c.since >= timeoutNanos {
                 c.close()
             }
-            connections.removeAll { $0.isClosed }
+            connections.removeAll { $0.isClosed }   // before accepting: their slots are free
+            if fds[1].revents != 0 {
+                acceptPausedUntil = acceptAll(&connections, maxConnections, busy, now, scratch, handler)
+            }
         }
     }
 
-    /// Accepts what is waiting. Returns when to poll the listening socket again: now, or
-    /// in 100 ms when out of fds or memory (else the loop would spin on a readable socket).
-    private func acceptAll(_ connections: inout [Connection], _ maxConnections: Int, _ busy: [UInt8], _ now: UInt64) -> UInt64 {
+    /// Accepts what is waiting, closing idle connections to make room when full (never
+    /// one accepted in this same call: it has had no chance to send). Returns when to poll
+    /// the listening socket again: now, or in 100 ms when out of fds or memory (else the
+    /// loop would spin on a readable socket).
+    private func acceptAll(
+        _ connections: inout [Connection], _ maxConnections: Int, _ busy: [UInt8], _ now: UInt64,
+        _ scratch: UnsafeMutableRawBufferPointer, _ handler: (HTTPRequest) -> HTTPResponse
+    ) -> UInt64 {
+        let established = connections.count   // all open: the loop removed the closed ones
+        var open = established
         for _ in 0..<(maxConnections + 1) {
             let fd = volt_accept_nonblocking(listeningFD)
             if fd >= 0 {
-                if connections.count < maxConnections {
+                if open >= maxConnections && makeRoom(connections[..<established], now, scratch, handler) {
+                    open -= 1
+                }
+                if open < maxConnections {
                     connections.append(Connection(fd: fd, maxPayload: limits.maxPayload, now: now))
+                    open += 1
                 } else {
                     _ = busy.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
                     _ = Glibc.close(fd)
@@ -179,6 +201,31 @@ public final class APIServer: Sendable {
             }
         }
         return 0
+    }
+
+    /// Closes the open connection of `candidates` that has been idle between requests the
+    /// longest; false if none is idle. Each candidate gets one last read first: a request
+    /// already in its socket buffer is served rather than reset (and the candidate, busy
+    /// or idle only since now, goes to the back), and one that hung up frees its slot by
+    /// itself. The closed connection has nothing unread, so its client sees a plain EOF.
+    private func makeRoom(
+        _ candidates: ArraySlice<Connection>, _ now: UInt64,
+        _ scratch: UnsafeMutableRawBufferPointer, _ handler: (HTTPRequest) -> HTTPResponse
+    ) -> Bool {
+        while true {
+            var oldest: Connection?
+            for c in candidates where !c.isClosed && c.phase == .idle && c.since < (oldest?.since ?? .max) {
+                oldest = c
+            }
+            guard let oldest else { return false }
+            let idleSince = oldest.since
+            oldest.readable(into: scratch, now: now, handler: handler)
+            if oldest.isClosed { return true }
+            if oldest.phase == .idle && oldest.since == idleSince {
+                oldest.close()
+                return true
+            }
+        }
     }
 
     private static func makeNonBlocking(_ fd: CInt) throws(APIServerError) {

@@ -5,6 +5,10 @@ import Glibc
 /// waits in `pending`. While an answer is being written nothing more is read, so a client
 /// that never reads stalls itself (its writes block), not the loop, and the memory held
 /// is one request (head ≤ 8 KiB, body ≤ maxPayload), one answer and one read's worth.
+///
+/// `phase` and `since` are what the loop's limits look at: an idle connection is never
+/// timed out (only closed to make room for a new client, the longest-idle first); a
+/// receiving or answering one is closed once its phase has lasted the request timeout.
 final class Connection {
     let fd: CInt
     private let parser: MessageParser
@@ -14,8 +18,23 @@ final class Connection {
     private var sent = 0
     private var afterOutput = AfterOutput.nextRequest
     private var continueSent = false
-    private(set) var lastProgress: UInt64
+    /// What the connection waits for; updated after every read and write.
+    private(set) var phase = Phase.idle
+    /// When `phase` began (for `.answering`: when the latest answer was queued). Bytes
+    /// that arrive or leave within a phase do not move it, so a client trickling a byte
+    /// at a time gets no more time than one sending nothing.
+    private(set) var since: UInt64
     private(set) var isClosed = false
+
+    enum Phase {
+        /// Between requests: nothing of a request read (blank lines aside), no answer
+        /// pending. A keep-alive client may stay like this as long as it likes.
+        case idle
+        /// Part of a request is in (head or body), the rest is awaited.
+        case receiving
+        /// An answer is queued and the client has not taken all of it yet.
+        case answering
+    }
 
     private enum AfterOutput {
         case nextRequest
@@ -27,7 +46,7 @@ final class Connection {
     init(fd: CInt, maxPayload: Int, now: UInt64) {
         self.fd = fd
         parser = MessageParser(.request, maxBody: maxPayload)
-        lastProgress = now
+        since = now
     }
 
     deinit { close() }
@@ -41,17 +60,18 @@ final class Connection {
         _ = Glibc.close(fd)
     }
 
-    /// POLLIN, POLLHUP or POLLERR while waiting for request bytes: one read(2).
+    /// POLLIN, POLLHUP or POLLERR while waiting for request bytes: one read(2). Also
+    /// called, without an event, on an idle connection about to be closed to make room,
+    /// so a request already in its socket buffer is served rather than reset.
     func readable(into scratch: UnsafeMutableRawBufferPointer, now: UInt64, handler: (HTTPRequest) -> HTTPResponse) {
         let n = read(fd, scratch.baseAddress, scratch.count)
         if n > 0 {
-            lastProgress = now
-            consume(UnsafeRawBufferPointer(rebasing: scratch[0..<n]), handler)
+            consume(UnsafeRawBufferPointer(rebasing: scratch[0..<n]), now, handler)
             advance(now: now, handler: handler)
         } else if n == 0 {
             parser.finish()
             if let failure = parser.failure {   // EOF inside a request: answer, if it still listens
-                fail(failure)
+                fail(failure, now)
                 advance(now: now, handler: handler)
             } else {
                 close()
@@ -59,18 +79,32 @@ final class Connection {
         } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
             close()
         }
+        settlePhase(now)
     }
 
     /// POLLOUT (or an error) while an answer is pending.
     func writable(now: UInt64, handler: (HTTPRequest) -> HTTPResponse) {
         advance(now: now, handler: handler)
+        settlePhase(now)
+    }
+
+    /// Moves `phase` to what the buffers say, restarting `since` if it changed.
+    /// (`queue` restarts it for each answer itself.) A "100 Continue" being written is
+    /// part of receiving its request: the request's time runs on.
+    private func settlePhase(_ now: UInt64) {
+        let current: Phase = wantsOutput && afterOutput != .sameRequest ? .answering
+            : (!pending.isEmpty || parser.started) ? .receiving : .idle
+        if current != phase {
+            phase = current
+            since = now
+        }
     }
 
     /// Writes what is pending; once it is out, parses a pipelined request if one is waiting.
     private func advance(now: UInt64, handler: (HTTPRequest) -> HTTPResponse) {
         while !isClosed {
             if wantsOutput {
-                guard flush(now: now) else { return }
+                guard flush() else { return }
                 output = []
                 sent = 0
                 switch afterOutput {
@@ -88,16 +122,16 @@ final class Connection {
             guard !pending.isEmpty else { return }
             let bytes = pending
             pending = []
-            bytes.withUnsafeBytes { consume($0, handler) }
+            bytes.withUnsafeBytes { consume($0, now, handler) }
         }
     }
 
     /// Feeds `bytes` to the parser; a complete request is answered at once (the answer
     /// is queued), the bytes after it are kept for later.
-    private func consume(_ bytes: UnsafeRawBufferPointer, _ handler: (HTTPRequest) -> HTTPResponse) {
+    private func consume(_ bytes: UnsafeRawBufferPointer, _ now: UInt64, _ handler: (HTTPRequest) -> HTTPResponse) {
         let used = parser.feed(bytes)
         if let failure = parser.failure {
-            fail(failure)
+            fail(failure, now)
         } else if parser.complete {
             if used < bytes.count { pending = Array(bytes[used...]) }
             let (path, query) = parser.pathAndQuery()
@@ -108,18 +142,18 @@ final class Connection {
             )
             let response = handler(request)
             queue(response.serialized(closing: !keepAlive, includeBody: request.method != "HEAD"),
-                  then: keepAlive ? .nextRequest : .close)
+                  then: keepAlive ? .nextRequest : .close, now)
         } else if parser.headersComplete && !continueSent && parser.httpMinor >= 1,
                   let expect = parser.headers["Expect"], HTTPHeaders.sameName(expect, "100-continue") {
             // curl sends "Expect: 100-continue" before larger bodies and waits a second
             // for this (micro_http answers it too).
             continueSent = true
-            queue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), then: .sameRequest)
+            queue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), then: .sameRequest, now)
         }
     }
 
     /// A 400 with the reason, then the connection closes (the stream is out of step).
-    private func fail(_ failure: MessageParser.Failure) {
+    private func fail(_ failure: MessageParser.Failure, _ now: UInt64) {
         pending = []
         let message: String
         switch failure {
@@ -133,18 +167,24 @@ final class Connection {
         case .truncated:
             message = "The connection ended in the middle of a request."
         }
-        queue(HTTPResponse.fault(400, message: message).serialized(closing: true), then: .close)
+        queue(HTTPResponse.fault(400, message: message).serialized(closing: true), then: .close, now)
     }
 
-    private func queue(_ bytes: [UInt8], then next: AfterOutput) {
+    /// A final answer's time starts now (the loop's wake-up, before the handler ran): a
+    /// request that took long to arrive does not shorten the time the client has to read it.
+    private func queue(_ bytes: [UInt8], then next: AfterOutput, _ now: UInt64) {
         output = bytes
         sent = 0
         afterOutput = next
+        if next != .sameRequest {
+            phase = .answering
+            since = now
+        }
     }
 
     /// True once everything pending is written; false on EAGAIN (poll for POLLOUT) or when
     /// the peer is gone (the connection is then closed).
-    private func flush(now: UInt64) -> Bool {
+    private func flush() -> Bool {
         while sent < output.count {
             let n = output.withUnsafeBytes { buf -> Int in
                 guard let base = buf.baseAddress else { return 0 }
@@ -152,7 +192,6 @@ final class Connection {
             }
             if n > 0 {
                 sent += n
-                lastProgress = now
             } else if n < 0 && errno == EINTR {
                 continue
             } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {

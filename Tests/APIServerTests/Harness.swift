@@ -129,6 +129,16 @@ final class RawClient {
     func readToEOF(timeout: Double = 5) -> [UInt8]? {
         try? connection.readToEOF(timeout: .milliseconds(Int(timeout * 1000)))
     }
+
+    /// Waits up to `timeout` seconds (0: just looks) for the server to close. True for a
+    /// plain EOF with nothing before it, false for bytes or a reset (the server closed
+    /// with a request of ours unread), nil if it is still open.
+    func endsCleanly(timeout: Double = 5) -> Bool? {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, CInt(timeout * 1000)) == 1 else { return nil }
+        var byte: UInt8 = 0
+        return read(fd, &byte, 1) == 0
+    }
 }
 
 /// Runs `body` `count` times at once on separate threads and waits for all.
@@ -145,6 +155,12 @@ func concurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 }
 
 func get(_ path: String) -> String { "GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n" }
+
+/// A PUT's head only, asking for "100 Continue": once that arrives, the server has read
+/// the head and waits for the `length` bytes of body.
+func putHead(_ path: String, length: Int) -> String {
+    "PUT \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(length)\r\nExpect: 100-continue\r\n\r\n"
+}
 
 func put(_ path: String, _ body: String, extra: String = "") -> String {
     "PUT \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"

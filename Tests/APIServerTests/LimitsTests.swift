@@ -20,6 +20,15 @@ import Testing
         return message
     }
 
+    /// A client half-way through a request: its head is read (the "100 Continue" says
+    /// so), its 2-byte body is awaited.
+    private func midRequest(_ s: TestServer, _ path: String = "/mid") throws -> RawClient {
+        let c = try RawClient(s.path)
+        c.send(putHead(path, length: 2))
+        #expect(c.response()?.status == 100)
+        return c
+    }
+
     private func expectStillServing(_ s: TestServer) throws {
         let c = try RawClient(s.path)
         c.send(get("/alive"))
@@ -126,42 +135,59 @@ import Testing
         #expect(c.readToEOF() != nil)
     }
 
-    @Test func silentClientIsDroppedAfterTheTimeoutWhileOthersAreServed() throws {
-        let s = try TestServer(limits: APIServer.Limits(idleTimeout: .milliseconds(1000)))
+    @Test func idleKeepAliveConnectionOutlivesTheRequestTimeout() throws {
+        // Go's http.Transport (firecracker-go-sdk) reuses idle connections and does not
+        // retry a PUT or PATCH that meets one the server has just closed.
+        let s = try TestServer(limits: APIServer.Limits(requestTimeout: .milliseconds(300)))
         defer { s.stop() }
-        let start = Date()
-        let silent = try RawClient(s.path)
-        try expectStillServing(s)
-        #expect(silent.readToEOF(timeout: 0) == nil, "dropped before the other client was served")
-        #expect(silent.readToEOF(timeout: 5) == [])   // closed without a word
-        let waited = Date().timeIntervalSince(start)
-        #expect(waited >= 0.9 && waited < 5, "dropped after \(waited) s")
+        let c = try RawClient(s.path)
+        let silent = try RawClient(s.path)   // never sent a byte: between requests too
+        c.send(get("/configure"))
+        #expect(c.response()?.status == 200)
+        usleep(900_000)   // 3x the request timeout
+        #expect(c.endsCleanly(timeout: 0) == nil && silent.endsCleanly(timeout: 0) == nil, "closed while idle")
+        c.send(put("/pause", "{}"))
+        #expect(c.response()?.json?["path"] as? String == "/pause")
+        silent.send(get("/at-last"))
+        #expect(silent.response()?.json?["path"] as? String == "/at-last")
     }
 
     @Test func halfRequestThenSilenceIsDroppedWhileOthersAreServed() throws {
-        let s = try TestServer(limits: APIServer.Limits(idleTimeout: .milliseconds(1000)))
+        let s = try TestServer(limits: APIServer.Limits(requestTimeout: .milliseconds(1000)))
         defer { s.stop() }
         let start = Date()
         let half = try RawClient(s.path)
         half.send("PUT /half HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"par")
         for _ in 0..<3 { try expectStillServing(s) }
-        #expect(half.readToEOF(timeout: 0) == nil, "dropped before the others were served")
+        #expect(half.endsCleanly(timeout: 0) == nil, "dropped before the others were served")
         #expect(half.readToEOF(timeout: 5) == [])
         #expect(Date().timeIntervalSince(start) >= 0.9)
         try expectStillServing(s)
     }
 
-    @Test func trickleThatKeepsProgressingIsNotDropped() throws {
-        // The timeout is for no progress, not for slowness.
-        let s = try TestServer(limits: APIServer.Limits(idleTimeout: .milliseconds(300)))
+    @Test func trickleIsClosedAtTheRequestTimeoutThoughItKeepsSending() throws {
+        // The timeout runs from the request's first byte: each byte does not restart it,
+        // so a client trickling one byte at a time cannot hold a slot.
+        let s = try TestServer(limits: APIServer.Limits(requestTimeout: .milliseconds(300)))
         defer { s.stop() }
         let c = try RawClient(s.path)
-        for b in Array(put("/slow", "{}").utf8).prefix(20) {
-            c.send([b])
-            usleep(100_000)
+        let request = Array(put("/slow", String(repeating: "s", count: 40)).utf8)   // 131 bytes: 13 s at this pace
+        let start = Date()
+        var sent = 0
+        var closed = false
+        for b in request {
+            guard c.send([b]) else { break }        // EPIPE: the server has closed
+            sent += 1
+            if c.readToEOF(timeout: 0.1) != nil {   // also the pace: a byte per 100 ms
+                closed = true
+                break
+            }
         }
-        c.send(Array(Array(put("/slow", "{}").utf8).dropFirst(20)))
-        #expect(c.response()?.json?["path"] as? String == "/slow")
+        let waited = Date().timeIntervalSince(start)
+        #expect(closed || c.readToEOF(timeout: 5) != nil, "still open")
+        #expect(sent < request.count, "the whole request went through, byte by byte")
+        #expect(waited >= 0.3 && waited < 3, "closed after \(waited) s and \(sent) bytes")
+        try expectStillServing(s)
     }
 
     @Test func clientThatDisconnectsMidRequest() throws {
@@ -187,7 +213,7 @@ import Testing
     }
 
     @Test func clientThatNeverReadsDoesNotBlockTheLoop() throws {
-        let s = try TestServer(limits: APIServer.Limits(idleTimeout: .milliseconds(300)))
+        let s = try TestServer(limits: APIServer.Limits(requestTimeout: .milliseconds(300)))
         defer { s.stop() }
         let hog = try RawClient(s.path)
         // 200 pipelined requests for 256 KiB each, never read: the server writes until the
@@ -198,29 +224,55 @@ import Testing
         let start = Date()
         for _ in 0..<5 { try expectStillServing(s) }
         #expect(Date().timeIntervalSince(start) < 2)
-        // No progress for longer than the timeout: dropped. What it can still read is what
-        // the kernel had buffered, less than one answer: the server queues nothing more.
+        // Its answer pending for longer than the timeout: dropped. What it can still read is
+        // what the kernel had buffered, less than one answer: the server queues nothing more.
         usleep(1_000_000)
         let got = try #require(hog.readToEOF(timeout: 5))
         #expect(got.count < 256 * 1024)
         #expect(queued > 0)
     }
 
-    @Test func oneConnectionOverTheLimitGets503() throws {
+    @Test func newClientAtTheLimitTakesTheLongestIdleConnectionsPlace() throws {
+        let s = try TestServer(limits: APIServer.Limits(maxConnections: 3))
+        defer { s.stop() }
+        let oldest = try RawClient(s.path)
+        oldest.send(get("/oldest"))
+        #expect(oldest.response()?.status == 200)
+        let newer = try RawClient(s.path)
+        newer.send(get("/newer"))
+        #expect(newer.response()?.status == 200)
+        let busy = try midRequest(s)
+        let newcomer = try RawClient(s.path)
+        newcomer.send(get("/newcomer"))
+        #expect(newcomer.response()?.json?["path"] as? String == "/newcomer")
+        // Closed before the newcomer was even read, with nothing unread: a plain EOF.
+        #expect(oldest.endsCleanly(timeout: 0) == true)
+        newer.send(get("/newer-again"))
+        #expect(newer.response()?.json?["path"] as? String == "/newer-again")
+        busy.send("{}")
+        #expect(busy.response()?.json?["body_length"] as? Int == 2)
+    }
+
+    @Test func newClientGets503WhenEveryConnectionIsMidRequest() throws {
         let s = try TestServer(limits: APIServer.Limits(maxConnections: 2))
         defer { s.stop() }
-        let a = try RawClient(s.path)
-        let b = try RawClient(s.path)
-        a.send(get("/a"))
-        b.send(get("/b"))
-        #expect(a.response()?.status == 200)
-        #expect(b.response()?.status == 200)
+        let a = try midRequest(s, "/a")
+        let b = try midRequest(s, "/b")
         let c = try RawClient(s.path)
         let r = try #require(c.response())
         #expect(r.status == 503 && r.closes)
         #expect((r.json?["fault_message"] as? String)?.contains("Too many open connections") == true)
-        withExtendedLifetime(a) {}
-        withExtendedLifetime(b) {}
+        // Neither was disturbed; once both are between requests, the next client takes the
+        // place of the one idle longer.
+        a.send("{}")
+        #expect(a.response()?.json?["path"] as? String == "/a")
+        b.send("{}")
+        #expect(b.response()?.json?["path"] as? String == "/b")
+        let d = try RawClient(s.path)
+        d.send(get("/d"))
+        #expect(d.response()?.status == 200)
+        #expect(a.endsCleanly(timeout: 0) == true)
+        #expect(b.endsCleanly(timeout: 0) == nil)
     }
 
     @Test func stopReturnsWithConnectionsOpen() throws {

@@ -21,7 +21,7 @@ import Testing
             ?? UInt64.random(in: 0...UInt64.max)
         print("RandomRequestTests seed \(seed) (APISERVER_SEED=\(seed) replays it)")
         var rng = SplitMix(state: seed)
-        let s = try TestServer(limits: APIServer.Limits(idleTimeout: .seconds(5)))
+        let s = try TestServer(limits: APIServer.Limits(requestTimeout: .seconds(5)))
         defer { s.stop() }
 
         var kinds = [Int](repeating: 0, count: 10)

@@ -25,7 +25,7 @@ import Testing
 
     @Test func runMakesOnlyTheDocumentedSystemCalls() throws {
         let loaded = Counter()
-        let s = try TestServer(limits: APIServer.Limits(idleTimeout: .milliseconds(300), maxConnections: 3)) { server in
+        let s = try TestServer(limits: APIServer.Limits(requestTimeout: .seconds(2), maxConnections: 3)) { server in
             do {
                 try Sandbox.filterThisThread(Self.rules(listeningFD: server.listeningFD), mode: .kill)
                 loaded.add()
@@ -36,7 +36,8 @@ import Testing
         }
         defer { s.stop() }
         // Every path through the loop: keep-alive, pipelining, a big answer, a fault, EOF
-        // mid-request, a hang-up mid-answer, 503 when full, an idle timeout.
+        // mid-request, "100 Continue", closing an idle connection to make room, 503 when
+        // full, the request timeout, a hang-up mid-answer.
         let c = try RawClient(s.path)
         c.send(get("/a") + put("/b", #"{"x":1}"#))
         #expect(c.response()?.status == 200)
@@ -50,15 +51,29 @@ import Testing
         short.send("PUT /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nab")
         short.shutdownWrite()
         #expect(short.response()?.status == 400)
+        // Full with `c` idle: a newcomer takes its place. Full with all mid-request: 503.
+        let mid1 = try RawClient(s.path)
+        mid1.send(putHead("/m1", length: 2))
+        #expect(mid1.response()?.status == 100)
+        let mid2 = try RawClient(s.path)
+        mid2.send(putHead("/m2", length: 2))
+        #expect(mid2.response()?.status == 100)
+        let newcomer = try RawClient(s.path)
+        newcomer.send(get("/new"))
+        #expect(newcomer.response()?.status == 200)
+        #expect(c.readToEOF() == [])
+        newcomer.send(putHead("/m3", length: 2))
+        #expect(newcomer.response()?.status == 100)
+        let over = try RawClient(s.path)
+        #expect(over.response()?.status == 503)
+        for m in [mid1, mid2, newcomer] { #expect(m.readToEOF(timeout: 10) == []) }   // the request timeout
         do {
             let gone = try RawClient(s.path)
             gone.send(get("/big"))
         }
-        let idle1 = try RawClient(s.path)
-        let idle2 = try RawClient(s.path)
-        let over = try RawClient(s.path)
-        #expect(over.response()?.status == 503 || over.readToEOF() != nil)
-        #expect(idle1.readToEOF() != nil && idle2.readToEOF() != nil)   // dropped at the timeout
+        let after = try RawClient(s.path)
+        after.send(get("/after"))
+        #expect(after.response()?.status == 200)
         #expect(loaded.value == 1, "the filter did not load")
         #expect(s.stop(), "run did not return")
     }
