@@ -37,7 +37,9 @@ import VoltTestSupport
         let vmm = try Background(TestEnvironment.voltVMM, ["run", "--kernel", guest, "--log-level", "info", "--entropy", "rate=65536",
                                                            "--metrics", metrics, "--cmdline", "rng.bytes=131072"])
         var jail: [String: String] = [:]
-        if vmm.waitFor("virtio_rng: vendor=", timeout: 60), let pid = TestEnvironment.spawnedWorkerPIDs(vmm.stderr).first {
+        // stdout and stderr are read apart: wait for both lines.
+        if vmm.waitFor("virtio_rng: vendor=", timeout: 60), vmm.waitFor("spawned volt-rng-worker pid", timeout: 10),
+           let pid = TestEnvironment.spawnedWorkerPIDs(vmm.stderr).first {
             jail = SandboxInspection.status(pid)
         }
         let finished = vmm.wait(timeout: 60)

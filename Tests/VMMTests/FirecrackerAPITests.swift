@@ -213,6 +213,7 @@ import VoltTestSupport
         #expect(drive.status == 204, "\(drive)")
         #expect(vm.call("PUT", "/actions", #"{"action_type": "InstanceStart"}"#).status == 204, "stderr: \(vm.stderr)")
         #expect(vm.process.waitFor("capacity=", timeout: 30), "\(vm.stdout)")
+        #expect(vm.process.waitFor("spawned volt-blk-worker pid", timeout: 10), "stderr is read apart from stdout")
         #expect(vm.call("PATCH", "/vm", #"{"state": "Paused"}"#).status == 204)
         let pids = TestEnvironment.spawnedWorkerPIDs(vm.stderr)
         #expect(pids.count == 1, "one worker for the drive: \(vm.stderr)")

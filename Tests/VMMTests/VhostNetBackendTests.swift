@@ -143,7 +143,7 @@ import VoltTestSupport
     @Test func vcpuFilterAllowsOnlyTheNICsFds() {
         let rules = VMMSeccompPolicy.vcpu(vcpuFD: 10, vmFD: 9, vhost: [(device: 20, tap: 21)])
         let ioctls = rules.filter { $0.syscall == "ioctl" }.map { "\($0)" }
-        #expect(ioctls.count == 5, "KVM_RUN, GET_REGS, IRQ_LINE + TAP offload + vhost fd: \(ioctls)")
-        #expect(VMMSeccompPolicy.vcpu(vcpuFD: 10, vmFD: 9).filter { $0.syscall == "ioctl" }.count == 3)
+        #expect(ioctls.count == 8, "KVM_RUN, GET_REGS, GET_MSRS, GET/SET_DEVICE_ATTR (pause), IRQ_LINE + TAP offload + vhost fd: \(ioctls)")
+        #expect(VMMSeccompPolicy.vcpu(vcpuFD: 10, vmFD: 9).filter { $0.syscall == "ioctl" }.count == 6)
     }
 }
