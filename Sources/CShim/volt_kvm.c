@@ -32,6 +32,24 @@ const unsigned long VOLT_KVM_SET_CPUID2 = KVM_SET_CPUID2;
 const unsigned long VOLT_KVM_SET_FPU = KVM_SET_FPU;
 const unsigned long VOLT_KVM_GET_LAPIC = KVM_GET_LAPIC;
 const unsigned long VOLT_KVM_SET_LAPIC = KVM_SET_LAPIC;
+const unsigned long VOLT_KVM_GET_XSAVE = KVM_GET_XSAVE;
+const unsigned long VOLT_KVM_SET_XSAVE = KVM_SET_XSAVE;
+const unsigned long VOLT_KVM_GET_XSAVE2 = KVM_GET_XSAVE2;
+const unsigned long VOLT_KVM_GET_XCRS = KVM_GET_XCRS;
+const unsigned long VOLT_KVM_SET_XCRS = KVM_SET_XCRS;
+const unsigned long VOLT_KVM_GET_VCPU_EVENTS = KVM_GET_VCPU_EVENTS;
+const unsigned long VOLT_KVM_SET_VCPU_EVENTS = KVM_SET_VCPU_EVENTS;
+const unsigned long VOLT_KVM_GET_MP_STATE = KVM_GET_MP_STATE;
+const unsigned long VOLT_KVM_SET_MP_STATE = KVM_SET_MP_STATE;
+const unsigned long VOLT_KVM_GET_DEBUGREGS = KVM_GET_DEBUGREGS;
+const unsigned long VOLT_KVM_SET_DEBUGREGS = KVM_SET_DEBUGREGS;
+const unsigned long VOLT_KVM_GET_FPU = KVM_GET_FPU;
+const unsigned long VOLT_KVM_GET_IRQCHIP = KVM_GET_IRQCHIP;
+const unsigned long VOLT_KVM_SET_IRQCHIP = KVM_SET_IRQCHIP;
+const unsigned long VOLT_KVM_GET_PIT2 = KVM_GET_PIT2;
+const unsigned long VOLT_KVM_SET_PIT2 = KVM_SET_PIT2;
+const unsigned long VOLT_KVM_GET_TSC_KHZ = KVM_GET_TSC_KHZ;
+const unsigned long VOLT_KVM_SET_TSC_KHZ = KVM_SET_TSC_KHZ;
 
 struct kvm_cpuid2 *volt_cpuid2_alloc(uint32_t n) {
     struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
@@ -43,6 +61,12 @@ struct kvm_msrs *volt_msrs_alloc(uint32_t n) {
     if (m) m->nmsrs = n;
     return m;
 }
+struct kvm_msr_list *volt_msr_list_alloc(uint32_t n) {
+    struct kvm_msr_list *l = calloc(1, sizeof(*l) + n * sizeof(uint32_t));
+    if (l) l->nmsrs = n;
+    return l;
+}
+uint32_t *volt_msr_list_indices(struct kvm_msr_list *l) { return l->indices; }
 struct kvm_cpuid_entry2 *volt_cpuid2_entries(struct kvm_cpuid2 *c) { return c->entries; }
 struct kvm_msr_entry *volt_msrs_entries(struct kvm_msrs *m) { return m->entries; }
 #endif

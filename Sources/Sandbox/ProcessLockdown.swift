@@ -8,6 +8,9 @@ public struct LandlockGrant: Sendable, Equatable {
         case removeFiles
         /// rmdir directories directly in the directory.
         case removeDirectories
+        /// Create, write, truncate, rename and remove regular files beneath the directory
+        /// (snapshot files); nothing can be read or executed there.
+        case writeNewFiles
     }
 
     public var path: String
@@ -19,6 +22,8 @@ public struct LandlockGrant: Sendable, Equatable {
         switch access {
         case .removeFiles: return UInt64(VOLT_LL_FS_REMOVE_FILE)
         case .removeDirectories: return UInt64(VOLT_LL_FS_REMOVE_DIR)
+        case .writeNewFiles:
+            return UInt64(VOLT_LL_FS_MAKE_REG | VOLT_LL_FS_WRITE_FILE | VOLT_LL_FS_REMOVE_FILE | VOLT_LL_FS_TRUNCATE)
         }
     }
 }
@@ -40,7 +45,7 @@ extension Sandbox {
         var failed: CInt = -1
         let paths = grants.map { strdup($0.path) }
         defer { paths.forEach { free($0) } }
-        let access = grants.map(\.bits)
+        let access = grants.map { $0.bits & rights.filesystem }   // rights this kernel's ABI knows
         let result = paths.map { UnsafePointer<CChar>($0) }.withUnsafeBufferPointer { p in
             volt_landlock_restrict(rights.filesystem, rights.network, scopes, p.baseAddress, access, CInt(grants.count), &failed)
         }

@@ -25,6 +25,10 @@ struct APIRunner {
     /// What the command line decides about the process that the API cannot change:
     /// seccomp, Landlock, restarts, metrics interval.
     var apply: (inout MachineConfig) -> Void = { _ in }
+    /// Where snapshots may be written (`--snapshot-dir`); the API makes them possible.
+    var snapshotDirectories: [String] = []
+    /// `run --restore DIR`: start from this snapshot at once.
+    var restore: SnapshotLoad?
 
     func run() throws -> Int32 {
         let start = volt_monotonic_ns()
@@ -41,21 +45,35 @@ struct APIRunner {
         // removes it when volt-vmm ends, however it ends.
         defer { api?.removeSocketIfStillOurs() }
         if let api { console.notice("API socket \(api.socketPath): waiting for requests") }
-        if startAtOnce { controller.start() }
+        if let restore { controller.startRestore(restore) } else if startAtOnce { controller.start() }
         while true {
             var building: Machine?
-            let wanted: VMResources
-            switch try controller.waitForStartOrSignal() {
-            case let .start(resources): wanted = resources
-            case let .terminate(signal):
+            let next = try controller.waitForStartOrSignal()
+            if case let .terminate(signal) = next {
                 console.notice("stopped by signal \(signal) before InstanceStart")
                 return 128 + signal
             }
             do {
-                var config = try wanted.machineConfig(vmID: vmID, kernelStore: kernelStore, defaultCmdline: defaultCmdline)
+                var config: MachineConfig
+                var logging: LoggerConfig?
+                switch next {
+                case let .start(wanted):
+                    config = try wanted.machineConfig(vmID: vmID, kernelStore: kernelStore, defaultCmdline: defaultCmdline)
+                    logging = wanted.logger
+                case let .restore(load):
+                    let source = try RestoreSource.load(statePath: load.statePath, memoryPath: load.memoryPath, paused: !load.resume)
+                    config = try source.machineConfig(vmID: vmID, overrides: load.overrides)
+                    let current = controller.configuration
+                    logging = current.logger
+                    config.metricsPath = current.metrics?.metricsPath
+                    controller.restored(VMResources(restoring: source, config: config, keeping: current))
+                case .terminate:
+                    return 1   // handled above
+                }
                 apply(&config)
+                config.snapshotDirectories = snapshotDirectories
                 if let api { config.removeAtExit.append(api.socketPath) }
-                let logger = try LogSetup.logger(wanted.logger, fallback: logLevel)
+                let logger = try LogSetup.logger(logging, fallback: logLevel)
                 console = logger
                 let runtime = try RuntimeDirectory(id: vmID)
                 defer { runtime.remove() }
@@ -70,10 +88,21 @@ struct APIRunner {
                 return outcome.exitCode
             } catch {
                 // Only a start that failed during setup may be tried again.
-                guard api != nil, !startAtOnce, building?.isPastSetup != true else { throw error }
-                console.error("InstanceStart failed: \(error)")
+                guard api != nil, !startAtOnce, restore == nil, building?.isPastSetup != true else { throw error }
+                console.error("\(next.request) failed: \(error)")
                 controller.startFailed(error)
             }
+        }
+    }
+}
+
+extension VMController.Next {
+    /// The request that asked for this, for a log line.
+    var request: String {
+        switch self {
+        case .start: return "InstanceStart"
+        case .restore: return "PUT /snapshot/load"
+        case .terminate: return "stop"
         }
     }
 }

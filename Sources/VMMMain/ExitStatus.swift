@@ -82,3 +82,15 @@ extension HostNetworkError: ExitCoded {
         }
     }
 }
+
+/// A snapshot file that cannot be restored is the operator's input; failing to take one is not.
+extension SnapshotError: ExitCoded {
+    var exitCode: Int32 {
+        switch self {
+        case .invalid, .notASnapshot, .version, .truncated, .checksum, .memoryFileSize, .hostLacksCPUFeatures, .file:
+            return ExitStatus.usage
+        case .notPaused, .unsupported, .failed:
+            return ExitStatus.failure
+        }
+    }
+}

@@ -47,6 +47,9 @@ struct FirecrackerCommand: ParsableCommand {
     @Option(help: "The largest API request body, in bytes.")
     var httpApiMaxPayloadSize = 51200
 
+    @Option(help: "volt-vmm's own: a directory snapshots may be written to (repeatable; default: the API socket's directory, unless other programs share it).")
+    var snapshotDir: [String] = []
+
     @Flag(help: "UNSAFE, debugging only: no seccomp filters on volt-vmm's threads.") var noSeccomp = false
     @Flag(help: "Print the version and exit.") var version = false
 
@@ -102,6 +105,10 @@ struct FirecrackerCommand: ParsableCommand {
                                startAtOnce: configFile != nil, vmID: try VMID(given: id), kernelStore: nil,
                                defaultCmdline: Self.firecrackerDefaultCmdline)
         runner.maxPayload = httpApiMaxPayloadSize
+        let workingDirectory = WorkingDirectory.current
+        runner.snapshotDirectories = snapshotDir.isEmpty
+            ? SnapshotDirectories.firecrackerDefault(apiSocket: noApi ? nil : apiSock, workingDirectory: workingDirectory)
+            : try SnapshotDirectories.validate(snapshotDir, workingDirectory: workingDirectory)
         runner.logLevel = LogSetup.firecrackerLevel(level) ?? .info
         if noSeccomp {
             runner.seccomp = nil

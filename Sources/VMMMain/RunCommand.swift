@@ -124,11 +124,26 @@ struct RunCommand: ParsableCommand {
                                valueName: "path"))
     var apiSock: String?
 
+    @Option(help: ArgumentHelp("A directory snapshots may be written to (repeatable): after its lock-down volt-vmm can create files only beneath these (PUT /snapshot/create, volt-vmm snapshot).",
+                               valueName: "dir"))
+    var snapshotDir: [String] = []
+
+    @Option(help: ArgumentHelp("Start from the snapshot in this directory (its files `state` and `memory`, as `volt-vmm snapshot` writes them) instead of booting a kernel.",
+                               valueName: "dir"))
+    var restore: String?
+
+    @Option(help: ArgumentHelp("With --restore: rename a device's host resource, NAME=VALUE (repeatable): NAME is the device (disk0, net1, ... or its API id), VALUE the disk image or TAP it uses now — a clone needs its own.",
+                               valueName: "name=value"))
+    var override: [String] = []
+
+    @Flag(help: "With --restore and --api-sock: start with the vCPUs paused (PATCH /vm Resumed runs them).")
+    var restorePaused = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .notice
 
     func run() throws {
-        if let apiSock {
+        if apiSock != nil || restore != nil {
             do { throw ExitCode(try apiRunner(socket: apiSock).run()) } catch let error as ExitCode { throw error } catch {
                 fputs("volt-vmm: \(error)\n", stderr)
                 throw ExitCode(ExitStatus.code(for: error))
@@ -209,7 +224,7 @@ struct RunCommand: ParsableCommand {
 
     /// `--api-sock`: the flags (and `--config`) as the API's initial configuration; a kernel
     /// among them starts the VM at once.
-    func apiRunner(socket: String) throws -> APIRunner {
+    func apiRunner(socket: String?) throws -> APIRunner {
         let file = try config.map { try VMConfigFile.load(path: $0) } ?? VMConfigFile()
         let base = config.map { Self.directory(of: $0) }
         var resources = VMResources()
@@ -241,6 +256,25 @@ struct RunCommand: ParsableCommand {
         runner.landlock = !noLandlock
         let (noSeccomp, seccomp, noLandlock, probeLockdown, restart, interval) =
             (self.noSeccomp, self.seccomp, self.noLandlock, self.probeLockdown, self.restart, metricsInterval)
+        let workingDirectory = WorkingDirectory.current
+        runner.snapshotDirectories = try SnapshotDirectories.validate(snapshotDir, workingDirectory: workingDirectory)
+        if let restore {
+            guard kernel == nil, config == nil, disk.isEmpty, net.isEmpty, entropy == nil, vhostUserBlock.isEmpty, vhostUserNet.isEmpty,
+                  memory == nil, vcpus == nil else {
+                throw RunUsageError.restoreWithMachineFlags
+            }
+            guard !restorePaused || socket != nil else { throw RunUsageError.pausedWithoutAPI }
+            var overrides: [String: String] = [:]
+            for text in override {
+                let kv = text.split(separator: "=", maxSplits: 1)
+                guard kv.count == 2, !kv[0].isEmpty, !kv[1].isEmpty else { throw RunUsageError.badOverride(text) }
+                overrides[String(kv[0])] = String(kv[1])
+            }
+            let dir = restore.hasPrefix("/") ? restore : workingDirectory + "/" + restore
+            runner.restore = SnapshotLoad(statePath: dir + "/state", memoryPath: dir + "/memory", resume: !restorePaused, overrides: overrides)
+        } else if !override.isEmpty || restorePaused {
+            throw RunUsageError.overrideWithoutRestore
+        }
         runner.apply = { config in
             config.seccomp = noSeccomp ? nil : (seccomp == .log ? .log : .kill)
             config.landlock = !noLandlock

@@ -8,6 +8,10 @@ enum RunUsageError: Error, Equatable, CustomStringConvertible {
     case unsupportedFlag(String, String)
     case badLevel(String)
     case noApiWithoutConfig
+    case restoreWithMachineFlags
+    case pausedWithoutAPI
+    case badOverride(String)
+    case overrideWithoutRestore
 
     var description: String {
         switch self {
@@ -27,6 +31,14 @@ enum RunUsageError: Error, Equatable, CustomStringConvertible {
             return "--level \(level): use Error, Warning, Info, Debug, Trace or Off"
         case .noApiWithoutConfig:
             return "--no-api needs --config-file: without an API the VM is configured by the file alone"
+        case .restoreWithMachineFlags:
+            return "--restore takes the machine and its devices from the snapshot: drop --kernel, --config, --disk, --net, --entropy, --vhost-user-*, --memory and --vcpus (--override NAME=VALUE renames a disk image or TAP)"
+        case .pausedWithoutAPI:
+            return "--restore-paused needs --api-sock: only the API can resume the VM"
+        case let .badOverride(text):
+            return "--override \(text): write NAME=VALUE, e.g. disk0=/images/copy.img or net1=tap7"
+        case .overrideWithoutRestore:
+            return "--override and --restore-paused go with --restore DIR"
         }
     }
 }

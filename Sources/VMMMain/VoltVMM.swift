@@ -18,7 +18,7 @@ struct VoltVMM: ParsableCommand {
         crash, triple fault, KVM error or device failure, 2 on bad usage or
         configuration, 128+N when stopped by signal N.
         """,
-        subcommands: [RunCommand.self, FirecrackerCommand.self, CtlCommand.self, KernelCommand.self]
+        subcommands: [RunCommand.self, FirecrackerCommand.self, CtlCommand.self, SnapshotCommand.self, KernelCommand.self]
     )
 
     /// Run through a link named `firecracker`, volt-vmm is Firecracker's command line.

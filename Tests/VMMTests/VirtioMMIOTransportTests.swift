@@ -25,6 +25,15 @@ import VoltTestSupport
             activations.append((features, queues))
         }
         func reset() throws { resets += 1 }
+        var quiesced = 0
+        var resumed: [(UInt64, [Int: VirtqueueConfig], [Int: UInt16])] = []
+        func quiesce() throws -> [Int: UInt16] {
+            quiesced += 1
+            return Dictionary(uniqueKeysWithValues: (activations.last?.1.keys.sorted() ?? []).map { ($0, UInt16(7 + $0)) })
+        }
+        func resume(features: UInt64, queues: [Int: VirtqueueConfig], bases: [Int: UInt16]) throws {
+            resumed.append((features, queues, bases))
+        }
     }
 
     typealias R = VirtioMMIOTransport.Register

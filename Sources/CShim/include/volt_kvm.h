@@ -34,11 +34,33 @@ extern const unsigned long VOLT_KVM_SET_CPUID2;
 extern const unsigned long VOLT_KVM_SET_FPU;
 extern const unsigned long VOLT_KVM_GET_LAPIC;
 extern const unsigned long VOLT_KVM_SET_LAPIC;
+// Snapshots: the rest of a vCPU's and the VM's state.
+extern const unsigned long VOLT_KVM_GET_XSAVE;
+extern const unsigned long VOLT_KVM_SET_XSAVE;
+extern const unsigned long VOLT_KVM_GET_XSAVE2;
+extern const unsigned long VOLT_KVM_GET_XCRS;
+extern const unsigned long VOLT_KVM_SET_XCRS;
+extern const unsigned long VOLT_KVM_GET_VCPU_EVENTS;
+extern const unsigned long VOLT_KVM_SET_VCPU_EVENTS;
+extern const unsigned long VOLT_KVM_GET_MP_STATE;
+extern const unsigned long VOLT_KVM_SET_MP_STATE;
+extern const unsigned long VOLT_KVM_GET_DEBUGREGS;
+extern const unsigned long VOLT_KVM_SET_DEBUGREGS;
+extern const unsigned long VOLT_KVM_GET_FPU;
+extern const unsigned long VOLT_KVM_GET_IRQCHIP;
+extern const unsigned long VOLT_KVM_SET_IRQCHIP;
+extern const unsigned long VOLT_KVM_GET_PIT2;
+extern const unsigned long VOLT_KVM_SET_PIT2;
+extern const unsigned long VOLT_KVM_GET_TSC_KHZ;
+extern const unsigned long VOLT_KVM_SET_TSC_KHZ;
 
 /// Allocates a kvm_cpuid2 with room for `n` entries (free with free()). NULL on ENOMEM.
 struct kvm_cpuid2 *volt_cpuid2_alloc(uint32_t n);
 /// Allocates a kvm_msrs with room for `n` entries (free with free()).
 struct kvm_msrs *volt_msrs_alloc(uint32_t n);
+/// Allocates a kvm_msr_list with room for `n` indices (free with free()).
+struct kvm_msr_list *volt_msr_list_alloc(uint32_t n);
+uint32_t *volt_msr_list_indices(struct kvm_msr_list *l);
 /// Pointer to the first entry of the flexible arrays above.
 struct kvm_cpuid_entry2 *volt_cpuid2_entries(struct kvm_cpuid2 *c);
 struct kvm_msr_entry *volt_msrs_entries(struct kvm_msrs *m);

@@ -92,8 +92,13 @@ extension VMController {
             return try vmState(body)
         case ("PUT", "vsock", 1):
             throw APIFault("PUT /vsock: the vsock device is not available in this volt-vmm yet")
-        case ("PUT", "snapshot", 2) where parts[1] == "create" || parts[1] == "load":
-            throw APIFault("PUT /snapshot/\(parts[1]): snapshots are not available in this volt-vmm yet")
+        case ("PUT", "snapshot", 2) where parts[1] == "create":
+            return try snapshotCreate(body)
+        case ("PUT", "snapshot", 2) where parts[1] == "load":
+            let cwd = workingDirectory
+            let load = try parseBody(body, allowed: SnapshotLoad.keys) { SnapshotLoad.read($0, $1, relativeTo: cwd) }
+            try snapshotLoad(load)
+            return .noContent
         case (_, "balloon", _), (_, "mmds", _), (_, "cpu-config", _), (_, "serial", _), (_, "hotplug", _), (_, "pmem", _):
             throw APIFault("\(method) /\(parts.joined(separator: "/")): volt-vmm has no \(parts[0]) support")
         default:
@@ -118,6 +123,23 @@ extension VMController {
         default:
             throw APIFault("action_type \"\(type)\" is not one of InstanceStart, SendCtrlAltDel, FlushMetrics")
         }
+        return .noContent
+    }
+
+    /// Firecracker's CreateSnapshotParams on a paused VM: a full snapshot only.
+    private func snapshotCreate(_ body: [UInt8]) throws(APIFault) -> APIResponse {
+        let cwd = workingDirectory
+        let paths = try parseBody(body, allowed: ["snapshot_type", "snapshot_path", "mem_file_path", "version"]) { r, f -> (String, String)? in
+            if let type = r.string(f, "snapshot_type", ""), type != "Full" {
+                r.problem("snapshot_type", "\"\(type)\": only Full snapshots are supported")
+            }
+            _ = r.string(f, "version", "")   // Firecracker's deprecated target version: one format here
+            for key in ["snapshot_path", "mem_file_path"] where f[key] == nil { r.problem(key, "required") }
+            guard let state = r.string(f, "snapshot_path", ""), let memory = r.string(f, "mem_file_path", "") else { return nil }
+            return (absolute(state, cwd), absolute(memory, cwd))
+        }
+        let control = try running("PUT /snapshot/create")
+        do { _ = try control.snapshot(statePath: paths.0, memoryPath: paths.1) } catch { throw APIFault("PUT /snapshot/create: \(error)") }
         return .noContent
     }
 

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The VM as the API sees it: its configuration until `InstanceStart`, then the running
 /// machine's control. Requests come from the API thread (`handle`); the main thread builds
 /// and runs the machine when asked (`waitForStart`, `started`, `startFailed`), because
@@ -15,7 +17,7 @@ public final class VMController: @unchecked Sendable {
     private var resources: VMResources
     private var control: MachineControl?
     /// InstanceStart handed to the main thread, and its answer.
-    private var startRequest: VMResources?
+    private var startRequest: Next?
     private var startResult: Result<Void, APIFault>?
     private var starting = false
     /// A termination signal that arrived before the machine ran.
@@ -24,6 +26,9 @@ public final class VMController: @unchecked Sendable {
     private var jobs: [MainThreadJob] = []
     /// `--kernel-store`, for boot sources naming a stored kernel.
     let kernelStore: String?
+    /// volt-vmm's working directory when it started: relative paths in requests (snapshot
+    /// files) are taken against it, as Firecracker does.
+    let workingDirectory: String
 
     private final class MainThreadJob {
         let body: () -> APIFault?
@@ -36,6 +41,7 @@ public final class VMController: @unchecked Sendable {
         self.resources = resources
         self.instanceID = instanceID
         self.kernelStore = kernelStore
+        workingDirectory = WorkingDirectory.current
     }
 
     public var state: State {
@@ -56,8 +62,10 @@ public final class VMController: @unchecked Sendable {
     // MARK: - The main thread's side
 
     /// What the main thread is to do next.
-    public enum Next: Equatable {
+    public enum Next {
         case start(VMResources)
+        /// PUT /snapshot/load (or `run --restore`): build the VM from a snapshot.
+        case restore(SnapshotLoad)
         /// A termination signal came before InstanceStart: end, removing the socket.
         case terminate(signal: Int32)
     }
@@ -70,7 +78,7 @@ public final class VMController: @unchecked Sendable {
             let step = condition.withLock { () -> (next: Next?, job: MainThreadJob?) in
                 while startRequest == nil && terminatedBy == nil && jobs.isEmpty { condition.wait() }
                 if let terminatedBy { return (.terminate(signal: terminatedBy), nil) }
-                if let startRequest { return (.start(startRequest), nil) }
+                if let startRequest { return (startRequest, nil) }
                 return (nil, jobs.removeFirst())
             }
             if let next = step.next { return next }
@@ -114,7 +122,7 @@ public final class VMController: @unchecked Sendable {
     public func start() {
         condition.withLock {
             starting = true
-            startRequest = resources
+            startRequest = .start(resources)
             condition.broadcast()
         }
     }
@@ -151,7 +159,7 @@ public final class VMController: @unchecked Sendable {
         }
     }
 
-    var configuration: VMResources { condition.withLock { resources } }
+    public var configuration: VMResources { condition.withLock { resources } }
 
     /// InstanceStart: hands the configuration to the main thread and waits for the machine
     /// to run (or fail to).
@@ -163,11 +171,42 @@ public final class VMController: @unchecked Sendable {
             }
             starting = true
             startResult = nil
-            startRequest = resources
+            startRequest = .start(resources)
             condition.broadcast()
             while startResult == nil { condition.wait() }
             if case let .failure(fault) = startResult! { throw fault }
         }
+    }
+
+    /// Restores from a snapshot without a request (`run --restore`).
+    public func startRestore(_ load: SnapshotLoad) {
+        condition.withLock {
+            starting = true
+            startRequest = .restore(load)
+            condition.broadcast()
+        }
+    }
+
+    /// PUT /snapshot/load: hands the snapshot to the main thread and waits for the VM to
+    /// run (or be ready paused), or fail to. Only a microVM with nothing configured.
+    func snapshotLoad(_ load: SnapshotLoad) throws(APIFault) {
+        try condition.withLock { () throws(APIFault) in
+            guard control == nil, !starting else { throw APIFault.notAllowed("PUT /snapshot/load", starting: starting) }
+            guard resources.bootSource == nil, resources.drives.isEmpty, resources.networkInterfaces.isEmpty, resources.entropy == nil else {
+                throw APIFault("PUT /snapshot/load needs a microVM with nothing configured (the snapshot brings its own machine and devices)")
+            }
+            starting = true
+            startResult = nil
+            startRequest = .restore(load)
+            condition.broadcast()
+            while startResult == nil { condition.wait() }
+            if case let .failure(fault) = startResult! { throw fault }
+        }
+    }
+
+    /// After a restore: the configuration GET /vm/config shows is the snapshot's.
+    public func restored(_ resources: VMResources) {
+        condition.withLock { self.resources = resources }
     }
 
     /// The running machine, or a fault naming `what` and why it needs one.

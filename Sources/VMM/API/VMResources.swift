@@ -89,6 +89,28 @@ public struct VMResources: Equatable {
                                    memoryBytes: UInt64(machine.memSizeMiB) << 20, vcpus: machine.vcpuCount,
                                    devices: devices, vmID: vmID)
         config.metricsPath = metrics?.metricsPath
+        config.deviceIDs = ordered.map(\.id) + networkInterfaces.map(\.id) + (entropy == nil ? [] : [nil])
         return config
+    }
+}
+
+extension VMResources {
+    /// The configuration of a VM restored from `source` (built as `config`), as GET
+    /// /vm/config shows it; logger and metrics stay those configured before the load.
+    public init(restoring source: RestoreSource, config: MachineConfig, keeping current: VMResources) {
+        self.init()
+        machine = MachineConfiguration(vcpuCount: config.vcpus, memSizeMiB: Int(config.memoryBytes >> 20))
+        logger = current.logger
+        metrics = current.metrics
+        let names = source.deviceNames
+        for (i, device) in config.devices.enumerated() {
+            let id = names[i].first ?? "\(device.kind)\(i)"
+            switch device {
+            case let .disk(disk): drives.append(DriveConfig(id: id, backend: .image(disk)))
+            case let .net(net): networkInterfaces.append(NetworkInterfaceConfig(id: id, spec: net))
+            case let .entropy(e): entropy = e
+            case .vhostUserBlock, .vhostUserNet: break
+            }
+        }
     }
 }

@@ -67,14 +67,14 @@ final class I8042: PortIODevice {
     }
 
     /// Where the next write to port 0x60 goes.
-    enum DataTarget {
+    enum DataTarget: String, Codable {
         case keyboard
         case keyboardParameter   // the byte after 0xED, 0xF0 or 0xF3
         case commandByte         // after controller command 0x60
         case aux                 // after controller command 0xD4
     }
 
-    struct State {
+    struct State: Codable, Equatable {
         var commandByte = I8042.initialCommandByte
         var output: [UInt8] = []
         var dataTarget = DataTarget.keyboard
@@ -100,6 +100,17 @@ final class I8042: PortIODevice {
     init(onReset: @escaping @Sendable () -> Void, raiseInterrupt: @escaping @Sendable () -> Void = {}) {
         self.onReset = onReset
         self.raiseInterrupt = raiseInterrupt
+    }
+
+    /// The controller's state, for a snapshot.
+    func snapshot() -> State { state.withLock { $0 } }
+
+    /// Restores a snapshot's state; an output buffer over capacity is refused.
+    func restore(_ saved: State) throws(SnapshotError) {
+        guard saved.output.count <= Self.outputCapacity else {
+            throw .invalid("i8042: \(saved.output.count) bytes in a \(Self.outputCapacity)-byte output buffer")
+        }
+        state.withLock { $0 = saved }
     }
 
     /// Types Ctrl+Alt+Del on the keyboard. Called from the API thread while vCPU threads

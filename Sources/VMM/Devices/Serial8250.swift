@@ -19,7 +19,7 @@ final class Serial8250: PortIODevice {
     static let msrDCD: UInt8 = 0x80, msrDSR: UInt8 = 0x20, msrCTS: UInt8 = 0x10
     static let fifoCapacity = 64
 
-    struct Registers {
+    struct Registers: Codable, Equatable {
         var ier: UInt8 = 0
         var lcr: UInt8 = 0x03           // 8N1
         var mcr: UInt8 = 0x08           // OUT2
@@ -40,6 +40,17 @@ final class Serial8250: PortIODevice {
     init(output: @escaping @Sendable (UInt8) -> Void, raiseInterrupt: @escaping @Sendable () -> Void) {
         self.output = output
         self.raiseInterrupt = raiseInterrupt
+    }
+
+    /// The registers and receive FIFO, for a snapshot.
+    func snapshot() -> Registers { state.withLock { $0 } }
+
+    /// Restores a snapshot's registers; a FIFO over capacity is refused.
+    func restore(_ registers: Registers) throws(SnapshotError) {
+        guard registers.rx.count <= Self.fifoCapacity else {
+            throw .invalid("serial: \(registers.rx.count) bytes in a \(Self.fifoCapacity)-byte receive FIFO")
+        }
+        state.withLock { $0 = registers }
     }
 
     /// Bytes from the console. Returns how many were accepted; the rest must be retried

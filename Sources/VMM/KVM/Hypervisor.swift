@@ -37,6 +37,21 @@ final class Hypervisor {
         return Int(recommended > 0 ? recommended : (hard > 0 ? hard : 4))
     }
 
+    /// The MSRs KVM saves and restores for a vCPU (KVM_GET_MSR_INDEX_LIST).
+    func msrIndexList() throws(KVMError) -> [UInt32] {
+        var count: UInt32 = 0
+        var probe = kvm_msr_list()
+        if volt_ioctl(fd, VOLT_KVM_GET_MSR_INDEX_LIST, &probe) == -E2BIG { count = probe.nmsrs }
+        guard count > 0, let list = volt_msr_list_alloc(count) else { return [] }
+        defer { free(list) }
+        try kvmIoctl(fd, VOLT_KVM_GET_MSR_INDEX_LIST, list, "GET_MSR_INDEX_LIST")
+        let indices = volt_msr_list_indices(list)!
+        return (0..<Int(list.pointee.nmsrs)).map { indices[$0] }
+    }
+
+    /// Bytes of a vCPU's XSAVE area (KVM_CAP_XSAVE2; 4096 without it).
+    var xsaveSize: Int { max(Int(checkExtension(KVM_CAP_XSAVE2)), MemoryLayout<kvm_xsave>.size) }
+
     func vcpuMmapSize() throws(KVMError) -> Int {
         Int(try kvmIoctl(fd, VOLT_KVM_GET_VCPU_MMAP_SIZE, value: 0, "GET_VCPU_MMAP_SIZE"))
     }

@@ -9,6 +9,8 @@ enum KVMError: Error, CustomStringConvertible {
     case missingCapability(String)
     case ioctl(String, Errno)
     case mmap(String, Errno)
+    /// A saved KVM structure of the wrong size (a snapshot from another kernel or damaged).
+    case stateSize(String, Int, Int)
 
     var description: String {
         switch self {
@@ -26,6 +28,8 @@ enum KVMError: Error, CustomStringConvertible {
             return "KVM \(what) failed: \(err)"
         case let .mmap(what, err):
             return "mmap of \(what) failed: \(err)"
+        case let .stateSize(what, got, expected):
+            return "KVM \(what): the saved state has \(got) bytes, this host's KVM expects \(expected) — the snapshot was taken on another kernel or is damaged"
         }
     }
 }

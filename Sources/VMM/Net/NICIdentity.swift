@@ -40,11 +40,7 @@ enum NICIdentity {
     }
 
     /// FNV-1a, 64-bit: a fixed hash (Swift's `Hasher` is seeded per process).
-    static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-        return h
-    }
+    static func fnv1a(_ bytes: [UInt8]) -> UInt64 { FNV1a.hash(bytes) }
 
     /// SplitMix64 step: spreads FNV's weak low bits over the whole word.
     static func splitMix(_ state: inout UInt64) -> UInt64 {

@@ -89,6 +89,14 @@ final class VhostNetBackend: VirtioDeviceBackend, @unchecked Sendable {
     }
 
     /// Detaches the TAP from each started ring and stops it.
+    func quiesce() throws -> [Int: UInt16] {
+        throw SnapshotError.unsupported("\(name) is an in-kernel vhost-net NIC (snapshots need its rings' state from the kernel, not done yet); use a volt-net-worker NIC")
+    }
+
+    func resume(features: UInt64, queues: [Int: VirtqueueConfig], bases: [Int: UInt16]) throws {
+        throw SnapshotError.unsupported("\(name) is an in-kernel vhost-net NIC")
+    }
+
     func reset() throws {
         started.withLock { stop(&$0) }
     }

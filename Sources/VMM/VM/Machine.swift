@@ -30,6 +30,13 @@ public struct MachineConfig {
     /// Files volt-vmm made that must go when it ends (the API socket): the launcher
     /// removes them, also after a SIGKILL.
     public var removeAtExit: [String] = []
+    /// Where snapshots may be written once volt-vmm is locked down (each a Landlock grant
+    /// to create files beneath it); nil: this VM takes no snapshots (no API).
+    public var snapshotDirectories: [String]?
+    /// Start from a snapshot instead of booting `kernelPath`.
+    public var restore: RestoreSource?
+    /// Each device's id in the API (drive_id, iface_id), kept in snapshots.
+    public var deviceIDs: [String?] = []
 
     /// The smallest guest RAM volt-vmm boots (its fixed boot structures need it).
     public static let minimumMemoryBytes = Layout.minimumMemory
@@ -71,32 +78,41 @@ public final class Machine {
         guard (1...maxVCPUs).contains(config.vcpus) else {
             throw MachineError.vcpusUnsupported(requested: config.vcpus, max: maxVCPUs)
         }
+        let supportedCPUID = try CPUID.supported(kvmFD: hypervisor.fd)
+        let cpuid = try config.restore.map { try $0.cpuid(supported: supportedCPUID, hypervisor: hypervisor) }
+            ?? (0..<config.vcpus).map { CPUID.adjust(supportedCPUID, vcpuIndex: UInt32($0), vcpuCount: UInt32(config.vcpus)) }
         let memory = try GuestMemory(size: config.memoryBytes)
+        if let restore = config.restore { try restore.loadMemory(into: memory, logger: logger) }
         let vm = try VirtualMachine(hypervisor: hypervisor, memory: memory)
+        if let restore = config.restore { try vm.restoreState(restore.state.vm) }
         let virtio = try VirtioDevices(specs: config.devices, vmID: config.vmID, vm: vm, memory: memory, logger: logger)
         // Workers, TAPs and networkd units go on every way out of here, errors included.
         defer { virtio.shutdown(logger: logger) }
-        let cmdline = ([config.cmdline] + virtio.cmdlineAnnouncements).joined(separator: " ")
+        let cmdline = config.restore?.state.cmdline ?? ([config.cmdline] + virtio.cmdlineAnnouncements).joined(separator: " ")
 
-        let entry = try BootLoader.prepare(memory: memory, kernelPath: config.kernelPath,
-                                           initrdPath: config.initrdPath, cmdline: cmdline)
-        try MPTable.write(to: memory, vcpuCount: config.vcpus)
-        let supportedCPUID = try CPUID.supported(kvmFD: hypervisor.fd)
+        let entry = try config.restore == nil
+            ? BootLoader.prepare(memory: memory, kernelPath: config.kernelPath, initrdPath: config.initrdPath, cmdline: cmdline)
+            : nil
+        if config.restore == nil { try MPTable.write(to: memory, vcpuCount: config.vcpus) }
 
         var vcpus: [VCPU] = []
         for index in 0..<config.vcpus {
             let vcpu = try vm.createVCPU(index: index)
-            try CPUID.set(vcpuFD: vcpu.fd, entries: CPUID.adjust(supportedCPUID, vcpuIndex: UInt32(index), vcpuCount: UInt32(config.vcpus)))
-            try vcpu.setMSRs(BootRegisters.bootMSRs())
-            var lapic = try vcpu.lapic()
-            BootRegisters.configureLAPIC(&lapic)
-            try vcpu.setLAPIC(lapic)
-            if index == 0 {
-                // Only the boot vCPU gets entry state; the others wait for INIT/SIPI in the kernel's LAPIC.
-                let (regs, sregs) = try BootRegisters.configure(for: entry, memory: memory, base: try vcpu.specialRegisters())
-                try vcpu.setSpecialRegisters(sregs)
-                try vcpu.setRegisters(regs)
-                try vcpu.setFPU(BootRegisters.fpu())
+            try CPUID.set(vcpuFD: vcpu.fd, entries: cpuid[index])
+            if let restore = config.restore {
+                try vcpu.restoreState(restore.state.vcpus[index])
+            } else {
+                try vcpu.setMSRs(BootRegisters.bootMSRs())
+                var lapic = try vcpu.lapic()
+                BootRegisters.configureLAPIC(&lapic)
+                try vcpu.setLAPIC(lapic)
+                if index == 0, let entry {
+                    // Only the boot vCPU gets entry state; the others wait for INIT/SIPI in the kernel's LAPIC.
+                    let (regs, sregs) = try BootRegisters.configure(for: entry, memory: memory, base: try vcpu.specialRegisters())
+                    try vcpu.setSpecialRegisters(sregs)
+                    try vcpu.setRegisters(regs)
+                    try vcpu.setFPU(BootRegisters.fpu())
+                }
             }
             vcpus.append(vcpu)
         }
@@ -104,8 +120,16 @@ public final class Machine {
         let lifecycle = try Lifecycle()
         let console = Console()
         let devices = try legacyDevices(vm: vm, console: console, lifecycle: lifecycle, mmio: virtio.bus)
+        if let restore = config.restore {
+            try restore.restoreDevices(serial: devices.serial, i8042: devices.i8042, transports: virtio.transports)
+        }
+        let snapshots = SnapshotSource(vm: vm, vcpus: vcpus, memory: memory, transports: virtio.transports, serial: devices.serial,
+                                       i8042: devices.i8042, cpuid: cpuid, devices: virtio.snapshotDevices,
+                                       deviceIDs: config.devices.indices.map { config.deviceIDs.indices.contains($0) ? config.deviceIDs[$0] : nil },
+                                       msrIndices: try hypervisor.msrIndexList(), xsaveSize: hypervisor.xsaveSize, cmdline: cmdline,
+                                       directories: config.snapshotDirectories ?? [])
         return try start(vcpus: vcpus, vm: vm, devices: devices, virtio: virtio, console: console, lifecycle: lifecycle,
-                         onStarted: onStarted)
+                         snapshots: snapshots, onStarted: onStarted)
     }
 
     private struct LegacyDevices {
@@ -136,7 +160,8 @@ public final class Machine {
     }
 
     private func start(vcpus: [VCPU], vm: VirtualMachine, devices: LegacyDevices, virtio: VirtioDevices,
-                       console: Console, lifecycle: Lifecycle, onStarted: ((MachineControl) -> Void)?) throws -> VMOutcome {
+                       console: Console, lifecycle: Lifecycle, snapshots: SnapshotSource,
+                       onStarted: ((MachineControl) -> Void)?) throws -> VMOutcome {
         let vmFD = vm.fd
         let backends = virtio.backends
         let serial = devices.serial
@@ -176,9 +201,13 @@ public final class Machine {
             Supervisor(backends: backends, workers: virtio.workers, lifecycle: lifecycle,
                        policy: self.config.restart, logger: self.logger).run()
         }
+        let snapshotThread = try config.snapshotDirectories.map { _ in
+            try SnapshotThread(prepare: { self.filterThread(VMMSeccompPolicy.snapshot(vmFD: vmFD), "snapshot", lifecycle) })
+        }
         let vhost = virtio.vhostNets.map { (device: $0.vhostFD, tap: $0.tapFD) }
         let gate = StartGate()
-        let pause = VCPUPause(vcpuCount: vcpus.count, logger: logger)
+        let startPaused = config.restore?.paused ?? false
+        let pause = VCPUPause(vcpuCount: vcpus.count, logger: logger, paused: startPaused)
         let threads = try vcpus.map { vcpu in
             try OSThread(name: "volt-vcpu\(vcpu.index)", prepare: {
                 self.filterThread(VMMSeccompPolicy.vcpu(vcpuFD: vcpu.fd, vmFD: vmFD, vhost: vhost), "vCPU \(vcpu.index)", lifecycle)
@@ -191,13 +220,23 @@ public final class Machine {
         logger.info("started \(vcpus.count) vCPU(s), \(config.memoryBytes >> 20) MiB")
         // The main thread's own filter comes last: creating the threads above needs calls it lacks.
         _ = filterThread(VMMSeccompPolicy.main(), "main", lifecycle)   // a failure has finished the VM
-        onStarted?(MachineControl(vm: vm, vcpus: vcpus, threads: threads.map(\.handle), pauseGate: pause,
-                                  lifecycle: lifecycle, metrics: metrics, ctrlAltDel: { () throws(MachineControlError) in
+        let control = MachineControl(vm: vm, vcpus: vcpus, threads: threads.map(\.handle), pauseGate: pause,
+                                     lifecycle: lifecycle, metrics: metrics, ctrlAltDel: { () throws(MachineControlError) in
             do { try devices.i8042.sendCtrlAltDel() } catch { throw .keyboard("\(error)") }
-        }))
-        gate.open()
+        }, snapshots: snapshotThread.map { (thread: $0, source: snapshots) },
+           pausedClock: startPaused ? config.restore?.state.vm.clock : nil)
+        if startPaused {
+            // Restored without resume_vm: the answer comes once every vCPU has parked.
+            gate.open()
+            if !pause.waitUntilParked(milliseconds: 5000) { logger.warning("restored paused: not every vCPU parked within 5 s") }
+            onStarted?(control)
+        } else {
+            onStarted?(control)
+            gate.open()
+        }
         let outcome = lifecycle.wait()
         pause.end()
+        snapshotThread?.end()
         // A vCPU may be blocked on a backend's socket (config access): unblock it.
         for backend in backends { backend.disconnect() }
         for (vcpu, thread) in zip(vcpus, threads) {
@@ -231,9 +270,12 @@ extension Machine {
         if let dir = config.runtimeDirectory {
             grants = [LandlockGrant(dir, .removeFiles), LandlockGrant(RuntimeDirectory.parent(of: dir), .removeDirectories)]
         }
+        let snapshotDirectories = config.snapshotDirectories ?? []
+        grants += snapshotDirectories.map { LandlockGrant($0, .writeNewFiles) }
         do {
             let abi = try Sandbox.lockDownFileSystem(keeping: grants)
-            logger.info("volt-vmm: Landlock ABI \(abi): no file-system access beyond removing \(config.runtimeDirectory ?? "nothing")")
+            let snapshots = snapshotDirectories.isEmpty ? "" : ", and writing new snapshot files beneath \(snapshotDirectories.joined(separator: ", "))"
+            logger.info("volt-vmm: Landlock ABI \(abi): no file-system access beyond removing \(config.runtimeDirectory ?? "nothing")\(snapshots)")
         } catch {
             throw MachineError.landlockFailed(error)
         }

@@ -19,10 +19,19 @@ public final class MachineControl: @unchecked Sendable {
     private let lifecycle: Lifecycle
     private let metrics: MetricsWriter?
     private let ctrlAltDel: @Sendable () throws(MachineControlError) -> Void
+    /// The snapshot thread and what it reads; nil when this VM takes no snapshots.
+    private let snapshots: (thread: SnapshotThread, source: SnapshotSource)?
 
+    /// `pausedClock`: a VM restored paused starts paused, its kvmclock held there.
     init(vm: VirtualMachine, vcpus: [VCPU], threads: [pthread_t], pauseGate: VCPUPause, lifecycle: Lifecycle,
-         metrics: MetricsWriter?, ctrlAltDel: @escaping @Sendable () throws(MachineControlError) -> Void) {
+         metrics: MetricsWriter?, ctrlAltDel: @escaping @Sendable () throws(MachineControlError) -> Void,
+         snapshots: (thread: SnapshotThread, source: SnapshotSource)? = nil, pausedClock: UInt64? = nil) {
         self.ctrlAltDel = ctrlAltDel
+        self.snapshots = snapshots
+        if let pausedClock {
+            self.pausedClock = pausedClock
+            state = .paused
+        }
         self.vm = vm
         self.vcpus = vcpus
         self.threads = threads
@@ -69,6 +78,21 @@ public final class MachineControl: @unchecked Sendable {
     public func sendCtrlAltDel() throws(MachineControlError) {
         guard !lifecycle.isFinished else { throw .vmStopped }
         try ctrlAltDel()
+    }
+
+    /// A full snapshot of the paused VM into `statePath` and `memoryPath` (Firecracker's
+    /// PUT /snapshot/create); the VM stays paused and unchanged.
+    public func snapshot(statePath: String, memoryPath: String) throws(SnapshotError) -> (memoryBytes: UInt64, stateBytes: Int) {
+        guard let snapshots else { throw .unsupported("this volt-vmm was started without the API, which snapshots need") }
+        return try lock.withLock { () throws(SnapshotError) in
+            guard state == .paused, let clock = pausedClock else { throw .notPaused }
+            let held = pauseGate.heldCycles()
+            let source = snapshots.source
+            let written = try snapshots.thread.run { () throws(SnapshotError) in
+                try SnapshotWriter.write(source, clock: clock, heldTSC: held, statePath: statePath, memoryPath: memoryPath)
+            }
+            return (written.memoryBytes, written.stateBytes)
+        }
     }
 
     /// Writes a metrics line now (no metrics file: nothing to do).

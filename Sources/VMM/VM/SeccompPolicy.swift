@@ -83,6 +83,39 @@ enum VMMSeccompPolicy {
         ]
     }
 
+    /// The snapshot thread: reads KVM state of the parked vCPUs and the VM, stops and
+    /// starts the device rings over vhost-user, and creates and writes the snapshot files
+    /// — create-only opens, which Landlock confines to the `--snapshot-dir` directories.
+    static func snapshot(vmFD: Int32) -> [SeccompRule] {
+        let vm = UInt64(UInt32(bitPattern: vmFD))
+        let vcpuReads: [(UInt, String)] = [
+            (VOLT_KVM_GET_REGS, "registers"), (VOLT_KVM_GET_SREGS, "special registers"), (VOLT_KVM_GET_XSAVE, "XSAVE area"),
+            (VOLT_KVM_GET_XSAVE2, "XSAVE area (large)"), (VOLT_KVM_GET_XCRS, "XCRs"), (VOLT_KVM_GET_DEBUGREGS, "debug registers"),
+            (VOLT_KVM_GET_LAPIC, "LAPIC"), (VOLT_KVM_GET_MP_STATE, "MP state"), (VOLT_KVM_GET_VCPU_EVENTS, "pending events"),
+            (VOLT_KVM_GET_MSRS, "MSRs"), (VOLT_KVM_GET_TSC_KHZ, "TSC rate"),
+        ]
+        let createOnly = UInt64(O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC)
+        return BasePolicy.runtime(pid: getpid()) + vcpuReads.map { request, what in
+            // By request, not fd: each vCPU fd would be a rule per request; these only read.
+            SeccompRule("ioctl", Arg(1) == UInt64(request), why: "snapshot: a parked vCPU's \(what)")
+        } + [
+            SeccompRule("ioctl", Arg(0) == vm, Arg(1) == UInt64(VOLT_KVM_GET_IRQCHIP), why: "snapshot: PIC and IOAPIC state"),
+            SeccompRule("ioctl", Arg(0) == vm, Arg(1) == UInt64(VOLT_KVM_GET_PIT2), why: "snapshot: PIT state"),
+            SeccompRule("ioctl", Arg(0) == vm, Arg(1) == UInt64(VOLT_KVM_GET_CLOCK), why: "snapshot: kvmclock"),
+            SeccompRule("openat", Arg(2) == createOnly, why: "a new snapshot file (O_CREAT|O_EXCL, write-only; Landlock: only beneath --snapshot-dir)"),
+            SeccompRule("ftruncate", why: "the memory file's size (sparse)"),
+            SeccompRule("pwrite64", why: "guest memory into the memory file"),
+            SeccompRule("fdatasync", why: "both files on disk before they are renamed into place"),
+            SeccompRule("lseek", why: "SEEK_DATA/SEEK_HOLE over guest memory: only touched pages are written"),
+            SeccompRule("renameat", why: "a complete file into place"),
+            SeccompRule("renameat2", why: "a complete file into place (glibc's renameat)"),
+            SeccompRule("unlink", why: "removing a partial file after a failure"),
+            SeccompRule("sendmsg", why: "vhost-user: stopping and restarting each device's rings"),
+            SeccompRule("recvmsg", why: "vhost-user replies (GET_VRING_BASE)"),
+            SeccompRule("fcntl", Arg(1) == F_DUPFD_CLOEXEC, why: "OwnedFD duplicates of received fds"),
+        ]
+    }
+
     /// Stopping and reaping workers, and requests to the launcher (both main and supervisor).
     private static let workerControl = [
         SeccompRule("poll", why: "worker pidfds and vhost-user sockets"),

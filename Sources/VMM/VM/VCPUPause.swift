@@ -28,10 +28,33 @@ final class VCPUPause: @unchecked Sendable {
     private var applied: [UInt64]
     private let warned = Atomic<Bool>(false)
 
-    init(vcpuCount: Int, logger: Logger) {
+    /// `paused`: every vCPU parks before its first instruction (a snapshot restored
+    /// without resume_vm) until `resume`.
+    init(vcpuCount: Int, logger: Logger, paused: Bool = false) {
         count = vcpuCount
         applied = Array(repeating: 0, count: vcpuCount)
         self.logger = logger
+        requested = paused
+    }
+
+    /// Host TSC cycles since every vCPU parked (0 while not all are): what a snapshot
+    /// takes out of the TSCs it saves, so a restored guest's TSC continues from the pause.
+    func heldCycles() -> UInt64 {
+        condition.withLock { allParkedAt.map { volt_rdtsc() &- $0 } ?? 0 }
+    }
+
+    /// Waits until every vCPU has parked (a VM started paused), at most `milliseconds`.
+    func waitUntilParked(milliseconds: Int) -> Bool {
+        condition.withLock {
+            var waited = 0
+            while parked < count && !ending {
+                if !condition.wait(milliseconds: 10) {
+                    waited += 10
+                    if waited >= milliseconds { return false }
+                }
+            }
+            return !ending
+        }
     }
 
     /// Called by a vCPU thread each time KVM_RUN returns to it early (a kick): parks while

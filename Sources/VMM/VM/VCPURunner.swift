@@ -16,6 +16,7 @@ struct VCPURunner {
         // Thread-local signal mask: termination signals stay blocked (the signal thread
         // takes them); the kick signal must reach this thread to interrupt KVM_RUN.
         _ = volt_unblock_signal(VCPUKick.signal)
+        pause.checkpoint(vcpu)   // a VM restored paused parks before its first instruction
         while !lifecycle.isFinished {
             let r = volt_ioctl(vcpu.fd, VOLT_KVM_RUN, nil)
             if r < 0 {

@@ -1,3 +1,4 @@
+import Glibc
 import IPC
 import Logging
 import SystemPackage
@@ -49,6 +50,9 @@ struct VirtioDevices {
     private(set) var vhostNets: [VhostNetBackend] = []
     /// `virtio_mmio.device=4K@0xd0000000:5 ...` for Linux's VIRTIO_MMIO_CMDLINE_DEVICES.
     private(set) var cmdlineAnnouncements: [String] = []
+    /// The devices as a snapshot names them (host resources as used: the MAC a NIC got,
+    /// a disk's size), or why this VM cannot be snapshotted.
+    private(set) var snapshotDevices: Result<[SavedDevice], SnapshotError> = .success([])
 
     /// How `vhost=on` reaches the kernel (tests substitute a recording device).
     private let openVhostNet: () throws -> VhostKernelDevice
@@ -91,6 +95,7 @@ struct VirtioDevices {
                 if net.vhost, let kernel = try Self.vhostNet(name, net, hostNIC, placement: placement, open: openVhostNet) {
                     try add(name, kernel, at: base, irq: irq, vm: vm, memory: memory, logger: logger)
                     vhostNets.append(kernel)
+                    snapshotDevices = .failure(.unsupported("\(name) is an in-kernel vhost-net NIC (vhost=on); its ring state is the kernel's"))
                     logger.info("\(name): in-kernel vhost-net on TAP \(hostNIC.tapName), virtio-mmio at 0x\(String(base, radix: 16)) irq \(irq), no worker")
                     continue
                 }
@@ -100,6 +105,24 @@ struct VirtioDevices {
             try add(name, backend, at: base, irq: irq, vm: vm, memory: memory, logger: logger)
             backends.append(backend)
             workers.append(worker)
+            if case var .success(saved) = snapshotDevices {
+                switch spec {
+                case let .disk(d):
+                    var st = stat()
+                    let bytes = fstat(images.last!.rawValue, &st) == 0 ? UInt64(st.st_size) : 0
+                    saved.append(.disk(path: d.path, readOnly: d.readOnly, direct: d.direct, queues: d.queues, serial: d.serial, bytes: bytes))
+                case let .net(n):
+                    let bridge: (String, Bool)? = if case let .bridge(b, mode) = n.host { (b, mode == .networkd) } else { nil }
+                    saved.append(.net(tap: n.tap, bridge: bridge?.0, networkd: bridge?.1 ?? false, mac: nic.map { "\($0.mac)" } ?? "",
+                                      mtu: n.mtu, queues: n.queues, id: n.id))
+                case let .entropy(e):
+                    saved.append(.entropy(bandwidth: e.bandwidth.map(SavedBucket.init), ops: e.ops.map(SavedBucket.init)))
+                case .vhostUserBlock(let socket), .vhostUserNet(let socket):
+                    snapshotDevices = .failure(.unsupported("\(name) is served by an external vhost-user back-end (\(socket)), whose state volt-vmm cannot take or give back"))
+                    continue
+                }
+                snapshotDevices = .success(saved)
+            }
             // A spawned worker jails itself before it answers its first message, so a
             // finished handshake means it is sandboxed (it exits if the jail fails).
             let jailed = worker == nil ? "" : ", worker sandboxed"

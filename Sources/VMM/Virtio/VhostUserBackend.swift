@@ -207,6 +207,47 @@ final class VhostUserBackend: VirtioDeviceBackend, @unchecked Sendable {
         }
     }
 
+    func quiesce() throws -> [Int: UInt16] {
+        try session.withLock { s in
+            guard !s.down else { throw SnapshotError.failed("\(name): its backend is down (being restarted); try again") }
+            var bases: [Int: UInt16] = [:]
+            do {
+                for index in s.started.keys.sorted() {
+                    if usesProtocolFeatures { try s.frontend.setVringEnable(index: index, enabled: false) }
+                    bases[index] = try s.frontend.getVringBase(index: index)
+                }
+            } catch let error as VhostUserError {
+                throw SnapshotError.failed("\(name): stopping its rings: \(error)")
+            }
+            return bases
+        }
+    }
+
+    /// After a snapshot the same backend gets its rings back; on restore a fresh one gets
+    /// the DRIVER_OK setup first (features, memory table, a new inflight buffer).
+    func resume(features: UInt64, queues: [Int: VirtqueueConfig], bases: [Int: UInt16]) throws {
+        try session.withLock { s in
+            do {
+                if s.features == nil {
+                    s.features = features
+                    s.started = queues
+                    try s.frontend.setFeatures(features | (usesProtocolFeatures ? VirtioFeature.protocolFeatures : 0))
+                    try sendMemoryTable(s.frontend)
+                    if protocolFeatures & ProtocolFeature.inflightShmfd.mask != 0 {
+                        s.inflight = try s.frontend.getInflightFd(numQueues: UInt16(queueMaxSizes.count), queueSize: Self.defaultQueueSize)
+                    }
+                }
+                for (index, q) in queues.sorted(by: { $0.key < $1.key }) {
+                    try startRing(s.frontend, index, q, base: bases[index] ?? 0)
+                    var one: UInt64 = 1
+                    _ = write(kickFDs[index].rawValue, &one, 8)
+                }
+            } catch let error as VhostUserError {
+                throw DeviceError.activationFailed(device: name, error)
+            }
+        }
+    }
+
     /// The backend died: answer config reads from the cache until `reconnect`.
     func markDown() {
         session.withLock { s in

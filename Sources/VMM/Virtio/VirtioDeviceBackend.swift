@@ -1,5 +1,5 @@
 /// Guest-physical addresses and size of one virtqueue, as the driver programmed them.
-struct VirtqueueConfig: Equatable {
+struct VirtqueueConfig: Codable, Equatable {
     var size: UInt16
     var descriptorTable: UInt64
     var availableRing: UInt64
@@ -20,4 +20,10 @@ protocol VirtioDeviceBackend: AnyObject, Sendable {
     func activate(features: UInt64, queues: [Int: VirtqueueConfig]) throws
     /// Driver reset (status 0) after activation: stop all rings, forget driver state.
     func reset() throws
+    /// Snapshot: stops every started ring and returns where each stopped (its next
+    /// available index); nothing is in flight afterwards.
+    func quiesce() throws -> [Int: UInt16]
+    /// After a snapshot (or on restore, to a fresh device): starts the rings again at
+    /// `bases`, with the features a driver acked.
+    func resume(features: UInt64, queues: [Int: VirtqueueConfig], bases: [Int: UInt16]) throws
 }

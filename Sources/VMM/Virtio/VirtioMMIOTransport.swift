@@ -34,12 +34,13 @@ final class VirtioMMIOTransport: MMIODevice {
     static let vendor: UInt32 = 0x564f_4c54      // "VOLT"
     static let interruptVring: UInt32 = 1, interruptConfig: UInt32 = 2
 
-    private struct QueueState {
+    struct QueueState: Codable, Equatable {
         var config = VirtqueueConfig(size: 0, descriptorTable: 0, availableRing: 0, usedRing: 0)
         var ready = false
     }
 
-    private struct State {
+    /// The registers as the driver left them (what a snapshot keeps).
+    struct State: Codable, Equatable {
         var status: UInt32 = 0
         var deviceFeaturesSel: UInt32 = 0
         var driverFeaturesSel: UInt32 = 0
@@ -106,6 +107,52 @@ final class VirtioMMIOTransport: MMIODevice {
             s.interruptStatus |= Self.interruptConfig
         }
         raiseInterrupt()
+    }
+
+    // MARK: Snapshots
+
+    /// Stops the device's rings for a snapshot (the VM is paused): their bases, nothing
+    /// in flight; with the registers as the driver left them.
+    func quiesce() throws -> (state: State, bases: [Int: UInt16]) {
+        try state.withLock { s in (s, s.activated ? try backend.quiesce() : [:]) }
+    }
+
+    /// Starts the rings again where they stopped (after the snapshot was written).
+    func resume(bases: [Int: UInt16]) throws {
+        try state.withLock { s in
+            guard s.activated else { return }
+            try backend.resume(features: s.driverFeatures, queues: readyQueues(s), bases: bases)
+        }
+    }
+
+    /// A restored VM: the saved registers, checked as a driver's writes would be, and a
+    /// device that was live is started at the saved ring bases.
+    func restore(_ saved: State, bases: [Int: UInt16]) throws {
+        let maxSizes = backend.queueMaxSizes
+        guard saved.queues.count == maxSizes.count else {
+            throw SnapshotError.invalid("\(name): \(saved.queues.count) queues saved, the device has \(maxSizes.count)")
+        }
+        for (index, q) in saved.queues.enumerated() where q.ready {
+            guard q.config.size > 0, q.config.size <= maxSizes[index], q.config.size & (q.config.size - 1) == 0 else {
+                throw SnapshotError.invalid("\(name): queue \(index) size \(q.config.size)")
+            }
+            try validateRing(q.config, index: index)
+        }
+        if saved.activated {
+            guard saved.driverFeatures & ~backend.offeredFeatures == 0 else {
+                throw SnapshotError.invalid("\(name): driver features 0x\(String(saved.driverFeatures, radix: 16)) beyond what the device offers (0x\(String(backend.offeredFeatures, radix: 16)))")
+            }
+        }
+        try state.withLock { s in
+            s = saved
+            if saved.activated { try backend.resume(features: saved.driverFeatures, queues: readyQueues(saved), bases: bases) }
+        }
+    }
+
+    private func readyQueues(_ s: State) -> [Int: VirtqueueConfig] {
+        var ready: [Int: VirtqueueConfig] = [:]
+        for (index, q) in s.queues.enumerated() where q.ready { ready[index] = q.config }
+        return ready
     }
 
     // MARK: Registers
