@@ -112,12 +112,13 @@ let package = Package(
             name: "NetWorkerTests",
             dependencies: ["NetWorker", "Sandbox", "NetTestShim", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
-        // Device benchmarks (tooling, never shipped): volt-blk-worker vs qemu-storage-daemon
-        // vs raw host I/O, volt-net-worker vs a bare TAP loop. Foundation is fine here.
+        // Benchmarks (tooling, never shipped): volt-blk-worker vs qemu-storage-daemon vs raw
+        // host I/O, volt-net-worker vs a bare TAP loop, the API's round trip and start
+        // (volt-vmm driven through APIServer's client). Foundation is fine here.
         .executableTarget(
             name: "VoltBench",
             dependencies: [
-                "TestFrontend", "IPC", "VirtioCore", "CShim", "NetTestShim",
+                "TestFrontend", "IPC", "VirtioCore", "CShim", "NetTestShim", "APIServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,0 +1,357 @@
+import APIServer
+import CShim
+import Foundation
+import Glibc
+
+/// One round-trip row: a request sent over and over to a volt-vmm that waits for
+/// InstanceStart, by `HTTPClient` (a connection per request) or on one kept-alive connection.
+struct RoundTripRow {
+    let name: String
+    let method: String
+    let path: String
+    let body: [UInt8]?
+    let status: Int
+    let keepAlive: Bool
+
+    static let machineConfig = Array(#"{"vcpu_count":1,"mem_size_mib":128}"#.utf8)
+    static let rows: [RoundTripRow] = [
+        RoundTripRow(name: "PUT /machine-config, connection per request", method: "PUT", path: "/machine-config",
+                     body: machineConfig, status: 204, keepAlive: false),
+        RoundTripRow(name: "PUT /machine-config, keep-alive", method: "PUT", path: "/machine-config",
+                     body: machineConfig, status: 204, keepAlive: true),
+        RoundTripRow(name: "GET /, connection per request", method: "GET", path: "/", body: nil, status: 200, keepAlive: false),
+        RoundTripRow(name: "GET /, keep-alive", method: "GET", path: "/", body: nil, status: 200, keepAlive: true),
+    ]
+
+    /// The request as the keep-alive loop sends it (HTTPClient writes its own, with
+    /// "Connection: close" added).
+    var wire: [UInt8] {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
+        if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
+        return Array((head + "\r\n").utf8) + (body ?? [])
+    }
+}
+
+/// A blocking client on one kept-alive connection: sends a request, reads exactly one
+/// answer (headers up to the blank line, then Content-Length bytes; 204 has none) and
+/// returns its status. What a real API client does between requests, and nothing more:
+/// no parser library, so the time is the server's and the socket's.
+final class KeepAliveConnection {
+    let fd: CInt
+    private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(socketPath: String) throws {
+        let r = volt_unix_connect(socketPath)
+        guard r >= 0 else { throw BenchError("connect \(socketPath): errno \(-r)") }
+        fd = r
+    }
+
+    deinit { close(fd) }
+
+    func exchange(_ request: [UInt8]) throws -> Int {
+        let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
+        guard sent == request.count else { throw BenchError("send: \(sent) of \(request.count) bytes, errno \(errno)") }
+        var have = 0
+        var headerEnd: Int?
+        var total = Int.max
+        while have < total {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + have, $0.count - have) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw BenchError("the server closed the keep-alive connection (read \(n), errno \(errno))") }
+            have += n
+            if headerEnd == nil, let end = Self.endOfHeaders(buffer, have) {
+                headerEnd = end
+                total = end + Self.contentLength(buffer[..<end])
+                guard total <= buffer.count else { throw BenchError("an answer of \(total) bytes") }
+            }
+        }
+        guard have == total, total >= 12, buffer[0..<9].elementsEqual("HTTP/1.1 ".utf8),
+              let status = Int(String(decoding: buffer[9..<12], as: UTF8.self)) else {
+            throw BenchError("unexpected answer: \(String(decoding: buffer[0..<min(have, 200)], as: UTF8.self))")
+        }
+        return status
+    }
+
+    private static func endOfHeaders(_ b: [UInt8], _ count: Int) -> Int? {
+        guard count >= 4 else { return nil }
+        for i in 3..<count where b[i] == 0x0A && b[i - 1] == 0x0D && b[i - 2] == 0x0A && b[i - 3] == 0x0D { return i + 1 }
+        return nil
+    }
+
+    private static func contentLength(_ head: ArraySlice<UInt8>) -> Int {
+        for line in String(decoding: head, as: UTF8.self).split(separator: "\r\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "content-length" {
+                return Int(parts[1].trimmingCharacters(in: .whitespaces)) ?? 0
+            }
+        }
+        return 0
+    }
+}
+
+/// A volt-vmm with stdout and stderr on pipes, both read by a thread of its own that notes
+/// when the first stdout line arrives (the guest's console) and keeps stderr (the log).
+final class WatchedVMM: @unchecked Sendable {
+    let child: Child
+    /// Monotonic ns just before the exec.
+    let started: UInt64
+    private let condition = NSCondition()
+    private var stdoutBytes: [UInt8] = []
+    private var stderrBytes: [UInt8] = []
+    private var firstLineAt: UInt64?
+    private var done = false
+
+    init(_ path: String, _ arguments: [String]) throws {
+        let out = Pipe(), err = Pipe()
+        started = now()
+        child = try Child(path, arguments, standardOutput: out, standardError: err)
+        let fds = [out.fileHandleForReading.fileDescriptor, err.fileHandleForReading.fileDescriptor]
+        let thread = Thread { [self] in
+            withExtendedLifetime((out, err)) { pump(fds) }
+        }
+        thread.name = "vmm-pipes"
+        thread.start()
+    }
+
+    private func pump(_ fds: [CInt]) {
+        var polls = fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        var open = fds.count
+        while open > 0 {
+            guard poll(&polls, nfds_t(polls.count), -1) > 0 else { if errno == EINTR { continue } else { break } }
+            let t = now()
+            for i in polls.indices where polls[i].fd >= 0 && polls[i].revents != 0 {
+                let n = chunk.withUnsafeMutableBytes { read(polls[i].fd, $0.baseAddress, $0.count) }
+                if n <= 0 {
+                    if n < 0 && errno == EINTR { continue }
+                    polls[i].fd = -1
+                    open -= 1
+                    continue
+                }
+                condition.withLock {
+                    if i == 0 {
+                        stdoutBytes += chunk[0..<n]
+                        if firstLineAt == nil && chunk[0..<n].contains(0x0A) { firstLineAt = t }
+                    } else {
+                        stderrBytes += chunk[0..<n]
+                    }
+                    condition.broadcast()
+                }
+            }
+        }
+        condition.withLock { done = true; condition.broadcast() }
+    }
+
+    /// Waits until `ready` holds for (stdout, stderr, first-line time) or the pipes close
+    /// or `timeout` seconds pass; returns whether it held.
+    private func wait(timeout: Double, _ ready: ([UInt8], [UInt8], UInt64?) -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        return condition.withLock {
+            while !ready(stdoutBytes, stderrBytes, firstLineAt) {
+                if done || !condition.wait(until: deadline) { return ready(stdoutBytes, stderrBytes, firstLineAt) }
+            }
+            return true
+        }
+    }
+
+    var log: String { condition.withLock { String(decoding: stderrBytes, as: UTF8.self) } }
+
+    /// When volt-vmm's log says the API socket listens (its notice is logged right after
+    /// the socket file appears; the file is checked too).
+    func waitForAPISocket(_ socketPath: String) throws {
+        let needle = Array("API socket \(socketPath): waiting for requests".utf8)
+        guard wait(timeout: 20, { _, err, _ in err.firstRange(of: needle) != nil }) else {
+            throw BenchError("volt-vmm did not report its API socket within 20 s: \(log)")
+        }
+        var st = stat()
+        guard stat(socketPath, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK else {
+            throw BenchError("volt-vmm reported \(socketPath) but it is not a socket")
+        }
+    }
+
+    /// Monotonic ns at which the first complete stdout line arrived, and that line.
+    func firstLine() throws -> (at: UInt64, text: String) {
+        guard wait(timeout: 20, { _, _, at in at != nil }) else {
+            throw BenchError("no guest output within 20 s; volt-vmm said: \(log)")
+        }
+        return condition.withLock {
+            let line = stdoutBytes.split(separator: 0x0A, maxSplits: 1, omittingEmptySubsequences: false)[0]
+            return (firstLineAt!, String(decoding: line, as: UTF8.self))
+        }
+    }
+
+    /// Waits for the exit (killing it after 20 s) and for the pipes to close; returns the status.
+    func finish() -> Int32 {
+        let deadline = Date().addingTimeInterval(20)
+        while child.process.isRunning && Date() < deadline { usleep(1000) }
+        child.stop()
+        _ = wait(timeout: 5) { _, _, _ in false }
+        return child.process.terminationStatus
+    }
+}
+
+/// `volt-bench api`: the API's round trip against a waiting volt-vmm, and the time from
+/// exec to the guest's first line when the VM is configured by API or by flags. One table.
+struct APIBench {
+    var volt: String
+    var guest: String
+    var requests: Int
+    var rounds: Int
+    var runs: Int
+    static let memoryMiB = 128
+    static let warmupRequests = 100
+    static let marker = "VOLT-GUEST hello: ok"
+
+    func run() throws {
+        guard access(volt, X_OK) == 0 else { throw BenchError("\(volt) not found: build it first (swift build -c release)") }
+        guard let resolved = realpath(guest, nil) else {
+            throw BenchError("\(guest) not found: build the test guests first (make -C guests), or give --guest")
+        }
+        let guestPath = String(cString: resolved)
+        free(resolved)
+        let work = try makeWorkDirectory()
+
+        var roundTrips: [[UInt64]] = []
+        if requests > 0 { roundTrips = try measureRoundTrips(work: work) }
+        var starts: [String: [UInt64]] = [:]
+        if runs > 0 { starts = try measureStarts(work: work, guest: guestPath) }
+
+        print("volt-bench api — \(machineSummary())")
+        print("volt-vmm: \(volt)")
+        if requests > 0 {
+            print("round trip: \(requests) requests per row against `volt-vmm run --api-sock S` waiting for InstanceStart, in \(rounds) rounds"
+                  + " (rows taking turns, \(Self.warmupRequests) uncounted first); time = write of the request to the last byte of the answer")
+            print("  connection per request = APIServer.HTTPClient.request (connect, request with Connection: close, answer, close);"
+                  + " keep-alive = one connection per row and round, a blocking write/read loop")
+        }
+        if runs > 0 {
+            print("start: \(runs) runs each, alternating (who goes first alternates too), 1 uncounted each first; guest \(guestPath),"
+                  + " \(Self.memoryMiB) MiB, 1 vCPU, the default cmdline")
+            print("  flags = `volt-vmm run --kernel G --memory \(Self.memoryMiB) --vcpus 1`; API = `volt-vmm run --api-sock S`, then"
+                  + " PUT /boot-source, PUT /machine-config, PUT /actions InstanceStart (HTTPClient) once its log says the socket listens")
+            print("  times from just before the exec (Process.run) to: the socket listening, the InstanceStart 204, the first line on stdout")
+        }
+        print("")
+        var table = Table(header: ["row", "n", "unit", "p50", "p90", "p99", "max", "api/flags (p50, p90)"])
+        func add(_ name: String, _ samples: [UInt64], unit: String, ratio: String = "") {
+            let s = samples.sorted()
+            let scale = unit == "µs" ? 1e3 : 1e6
+            let digits = unit == "µs" ? 1 : 2
+            table.rows.append([name, formatCount(Double(s.count)), unit] + [0.5, 0.9, 0.99, 1.0].map { format(Double(percentile(s, $0)) / scale, digits) } + [ratio])
+        }
+        for (row, samples) in zip(RoundTripRow.rows, roundTrips) { add(row.name, samples, unit: "µs") }
+        if runs > 0 {
+            let flags = starts["flags"]!.sorted(), api = starts["api line"]!.sorted()
+            let ratio = [0.5, 0.9].map { format(Double(percentile(api, $0)) / Double(percentile(flags, $0)), 2) }.joined(separator: ", ")
+            add("start, flags: exec → first guest line", flags, unit: "ms")
+            add("start, API: exec → socket listening", starts["api socket"]!, unit: "ms")
+            add("start, API: exec → InstanceStart 204", starts["api 204"]!, unit: "ms")
+            add("start, API: exec → first guest line", api, unit: "ms", ratio: ratio)
+            add("start, API: 3 PUTs (socket listening → 204)", starts["api puts"]!, unit: "ms")
+        }
+        print(table.render())
+        fflush(stdout)
+    }
+
+    /// One waiting volt-vmm; each row's requests in `rounds` slices, the rows rotating.
+    private func measureRoundTrips(work: String) throws -> [[UInt64]] {
+        let socket = work + "/rt.sock"
+        let vmm = try WatchedVMM(volt, ["run", "--api-sock", socket])
+        let cleanup = Cleanup.shared.add { vmm.child.stop() }
+        defer { Cleanup.shared.run(cleanup) }
+        try vmm.waitForAPISocket(socket)
+
+        let rows = RoundTripRow.rows
+        var samples = [[UInt64]](repeating: [], count: rows.count)
+        func slice(_ row: RoundTripRow, count: Int, into out: inout [UInt64]) throws {
+            let connection = row.keepAlive ? try KeepAliveConnection(socketPath: socket) : nil
+            let wire = row.wire
+            for _ in 0..<count {
+                let t0 = now()
+                let status: Int
+                if let connection {
+                    status = try connection.exchange(wire)
+                } else {
+                    status = try HTTPClient.request(socketPath: socket, method: row.method, path: row.path, body: row.body).status
+                }
+                let t = now() - t0
+                guard status == row.status else { throw BenchError("\(row.name): status \(status), wanted \(row.status)") }
+                out.append(t)
+            }
+        }
+        var ignored: [UInt64] = []
+        for row in rows { try slice(row, count: Self.warmupRequests, into: &ignored) }
+        fputs("  round trip:", stderr)
+        for round in 0..<rounds {
+            for k in 0..<rows.count {
+                let i = (k + round) % rows.count
+                let count = requests / rounds + (round < requests % rounds ? 1 : 0)
+                try slice(rows[i], count: count, into: &samples[i])
+            }
+            fputs(" \(round + 1)/\(rounds)", stderr)
+        }
+        fputs("\n", stderr)
+        guard vmm.child.process.isRunning else { throw BenchError("volt-vmm exited during the round trips: \(vmm.log)") }
+        return samples
+    }
+
+    /// `runs` starts of each kind, alternating; returns ns per measure.
+    private func measureStarts(work: String, guest: String) throws -> [String: [UInt64]] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        let bootSource = Array(try encoder.encode(["kernel_image_path": guest]))
+        var out: [String: [UInt64]] = [:]
+        var n = 0
+        fputs("  start:", stderr)
+        for run in -1..<runs {   // run -1: one uncounted start of each
+            for api in run % 2 == 0 ? [true, false] : [false, true] {
+                n += 1
+                let times = api ? try startByAPI(socket: work + "/start\(n).sock", bootSource: bootSource) : try startByFlags(guest: guest)
+                if run >= 0 { for (k, v) in times { out[k, default: []].append(v) } }
+            }
+            if run >= 0 && (run + 1) % 10 == 0 { fputs(" \(run + 1)/\(runs)", stderr) }
+        }
+        fputs("\n", stderr)
+        return out
+    }
+
+    private func startByFlags(guest: String) throws -> [String: UInt64] {
+        let vmm = try WatchedVMM(volt, ["run", "--kernel", guest, "--memory", "\(Self.memoryMiB)", "--vcpus", "1"])
+        let cleanup = Cleanup.shared.add { vmm.child.stop() }
+        defer { Cleanup.shared.run(cleanup) }
+        let line = try vmm.firstLine()
+        try check(line.text, vmm)
+        return ["flags": line.at - vmm.started]
+    }
+
+    private func startByAPI(socket: String, bootSource: [UInt8]) throws -> [String: UInt64] {
+        let vmm = try WatchedVMM(volt, ["run", "--api-sock", socket])
+        let cleanup = Cleanup.shared.add { vmm.child.stop(); unlink(socket) }
+        defer { Cleanup.shared.run(cleanup) }
+        try vmm.waitForAPISocket(socket)
+        let listening = now()
+        let requests: [(String, [UInt8])] = [
+            ("/boot-source", bootSource),
+            ("/machine-config", Array(#"{"vcpu_count":1,"mem_size_mib":\#(Self.memoryMiB)}"#.utf8)),
+            ("/actions", Array(#"{"action_type":"InstanceStart"}"#.utf8)),
+        ]
+        for (path, body) in requests {
+            let answer = try HTTPClient.request(socketPath: socket, method: "PUT", path: path, body: body)
+            guard answer.status == 204 else {
+                throw BenchError("PUT \(path): \(answer.status) \(String(decoding: answer.body, as: UTF8.self))")
+            }
+        }
+        let accepted = now()
+        let line = try vmm.firstLine()
+        try check(line.text, vmm)
+        return ["api socket": listening - vmm.started, "api 204": accepted - vmm.started, "api line": line.at - vmm.started,
+                "api puts": accepted - listening]
+    }
+
+    /// The first line is the guest's marker, and volt-vmm then exits 0 (the guest resets).
+    private func check(_ line: String, _ vmm: WatchedVMM) throws {
+        guard line == Self.marker else { throw BenchError("first stdout line \"\(line)\", wanted \"\(Self.marker)\"") }
+        let status = vmm.finish()
+        guard status == 0 else { throw BenchError("volt-vmm exited \(status): \(vmm.log)") }
+    }
+}
