@@ -2,6 +2,7 @@ import APIServer
 import CShim
 import Foundation
 import Glibc
+import NetTestShim
 
 /// One round-trip row: a request sent over and over to a volt-vmm that waits for
 /// InstanceStart, by `HTTPClient` (a connection per request) or on one kept-alive connection.
@@ -198,6 +199,8 @@ struct APIBench {
     var requests: Int
     var rounds: Int
     var runs: Int
+    /// `--cpus A,B`: this process's requests on CPU A, volt-vmm (every thread) on CPU B.
+    var cpus: (client: Int32, vmm: Int32)?
     static let memoryMiB = 128
     static let warmupRequests = 100
     static let marker = "VOLT-GUEST hello: ok"
@@ -210,6 +213,7 @@ struct APIBench {
         let guestPath = String(cString: resolved)
         free(resolved)
         let work = try makeWorkDirectory()
+        if let cpus { try pin(cpus.client) }
 
         var roundTrips: [[UInt64]] = []
         if requests > 0 { roundTrips = try measureRoundTrips(work: work) }
@@ -217,7 +221,8 @@ struct APIBench {
         if runs > 0 { starts = try measureStarts(work: work, guest: guestPath) }
 
         print("volt-bench api — \(machineSummary())")
-        print("volt-vmm: \(volt)")
+        print("volt-vmm: \(volt); " + (cpus.map { "volt-bench's requests pinned to CPU \($0.client), volt-vmm to CPU \($0.vmm)" }
+                                          ?? "not pinned (the scheduler places both)"))
         if requests > 0 {
             print("round trip: \(requests) requests per row against `volt-vmm run --api-sock S` waiting for InstanceStart, in \(rounds) rounds"
                   + " (rows taking turns, \(Self.warmupRequests) uncounted first); time = write of the request to the last byte of the answer")
@@ -256,7 +261,7 @@ struct APIBench {
     /// One waiting volt-vmm; each row's requests in `rounds` slices, the rows rotating.
     private func measureRoundTrips(work: String) throws -> [[UInt64]] {
         let socket = work + "/rt.sock"
-        let vmm = try WatchedVMM(volt, ["run", "--api-sock", socket])
+        let vmm = try spawn(["run", "--api-sock", socket])
         let cleanup = Cleanup.shared.add { vmm.child.stop() }
         defer { Cleanup.shared.run(cleanup) }
         try vmm.waitForAPISocket(socket)
@@ -316,7 +321,7 @@ struct APIBench {
     }
 
     private func startByFlags(guest: String) throws -> [String: UInt64] {
-        let vmm = try WatchedVMM(volt, ["run", "--kernel", guest, "--memory", "\(Self.memoryMiB)", "--vcpus", "1"])
+        let vmm = try spawn(["run", "--kernel", guest, "--memory", "\(Self.memoryMiB)", "--vcpus", "1"])
         let cleanup = Cleanup.shared.add { vmm.child.stop() }
         defer { Cleanup.shared.run(cleanup) }
         let line = try vmm.firstLine()
@@ -325,7 +330,7 @@ struct APIBench {
     }
 
     private func startByAPI(socket: String, bootSource: [UInt8]) throws -> [String: UInt64] {
-        let vmm = try WatchedVMM(volt, ["run", "--api-sock", socket])
+        let vmm = try spawn(["run", "--api-sock", socket])
         let cleanup = Cleanup.shared.add { vmm.child.stop(); unlink(socket) }
         defer { Cleanup.shared.run(cleanup) }
         try vmm.waitForAPISocket(socket)
@@ -346,6 +351,20 @@ struct APIBench {
         try check(line.text, vmm)
         return ["api socket": listening - vmm.started, "api 204": accepted - vmm.started, "api line": line.at - vmm.started,
                 "api puts": accepted - listening]
+    }
+
+    /// volt-vmm with `arguments`; with `--cpus` it inherits CPU B from this thread, which
+    /// then goes back to CPU A.
+    private func spawn(_ arguments: [String]) throws -> WatchedVMM {
+        guard let cpus else { return try WatchedVMM(volt, arguments) }
+        try pin(cpus.vmm)
+        defer { try? pin(cpus.client) }
+        return try WatchedVMM(volt, arguments)
+    }
+
+    private func pin(_ cpu: Int32) throws {
+        let r = nts_pin_thread(cpu)
+        guard r == 0 else { throw BenchError("pinning to CPU \(cpu): errno \(-r)") }
     }
 
     /// The first line is the guest's marker, and volt-vmm then exits 0 (the guest resets).

@@ -79,19 +79,32 @@ struct VoltBench: ParsableCommand {
         @Option(help: "Requests per round-trip row (0: no round-trip rows).") var requests = 10_000
         @Option(help: "Split each round-trip row into this many slices, the rows taking turns.") var rounds = 4
         @Option(help: "Starts of each kind, alternating (0: no start rows).") var runs = 30
+        @Option(help: "A,B: volt-bench's requests on CPU A, volt-vmm on CPU B (0,0: the same CPU; 0,1: across CPUs).")
+        var cpus: String?
 
         func validate() throws {
             guard requests >= 0, runs >= 0, rounds >= 1, requests + runs > 0 else {
                 throw ValidationError("--requests ≥ 0, --runs ≥ 0 (not both 0) and --rounds ≥ 1 please")
             }
             guard requests == 0 || requests >= rounds else { throw ValidationError("--requests: at least one per round") }
+            _ = try pinning()
+        }
+
+        func pinning() throws -> (client: Int32, vmm: Int32)? {
+            guard let cpus else { return nil }
+            let n = Int32(ProcessInfo.processInfo.activeProcessorCount)
+            let parts = cpus.split(separator: ",").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 2, parts.allSatisfy({ (0..<n).contains($0) }) else {
+                throw ValidationError("--cpus A,B: two CPU numbers from 0 to \(n - 1)")
+            }
+            return (parts[0], parts[1])
         }
 
         func run() throws {
             Cleanup.shared.installSignalHandlers()
             defer { Cleanup.shared.runAll() }
             try APIBench(volt: volt ?? executableDirectory() + "/volt-vmm", guest: guest, requests: requests, rounds: rounds,
-                         runs: runs).run()
+                         runs: runs, cpus: try pinning()).run()
         }
     }
 }
