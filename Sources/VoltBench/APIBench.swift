@@ -5,7 +5,8 @@ import Glibc
 import NetTestShim
 
 /// One round-trip row: a request sent over and over to a volt-vmm that waits for
-/// InstanceStart, by `HTTPClient` (a connection per request) or on one kept-alive connection.
+/// InstanceStart, by `HTTPClient` (a connection per request) or on one `HTTPConnection`
+/// kept alive.
 struct RoundTripRow {
     let name: String
     let method: String
@@ -23,71 +24,6 @@ struct RoundTripRow {
         RoundTripRow(name: "GET /, connection per request", method: "GET", path: "/", body: nil, status: 200, keepAlive: false),
         RoundTripRow(name: "GET /, keep-alive", method: "GET", path: "/", body: nil, status: 200, keepAlive: true),
     ]
-
-    /// The request as the keep-alive loop sends it (HTTPClient writes its own, with
-    /// "Connection: close" added).
-    var wire: [UInt8] {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
-        if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
-        return Array((head + "\r\n").utf8) + (body ?? [])
-    }
-}
-
-/// A blocking client on one kept-alive connection: sends a request, reads exactly one
-/// answer (headers up to the blank line, then Content-Length bytes; 204 has none) and
-/// returns its status. What a real API client does between requests, and nothing more:
-/// no parser library, so the time is the server's and the socket's.
-final class KeepAliveConnection {
-    let fd: CInt
-    private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-
-    init(socketPath: String) throws {
-        let r = volt_unix_connect(socketPath)
-        guard r >= 0 else { throw BenchError("connect \(socketPath): errno \(-r)") }
-        fd = r
-    }
-
-    deinit { close(fd) }
-
-    func exchange(_ request: [UInt8]) throws -> Int {
-        let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
-        guard sent == request.count else { throw BenchError("send: \(sent) of \(request.count) bytes, errno \(errno)") }
-        var have = 0
-        var headerEnd: Int?
-        var total = Int.max
-        while have < total {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + have, $0.count - have) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw BenchError("the server closed the keep-alive connection (read \(n), errno \(errno))") }
-            have += n
-            if headerEnd == nil, let end = Self.endOfHeaders(buffer, have) {
-                headerEnd = end
-                total = end + Self.contentLength(buffer[..<end])
-                guard total <= buffer.count else { throw BenchError("an answer of \(total) bytes") }
-            }
-        }
-        guard have == total, total >= 12, buffer[0..<9].elementsEqual("HTTP/1.1 ".utf8),
-              let status = Int(String(decoding: buffer[9..<12], as: UTF8.self)) else {
-            throw BenchError("unexpected answer: \(String(decoding: buffer[0..<min(have, 200)], as: UTF8.self))")
-        }
-        return status
-    }
-
-    private static func endOfHeaders(_ b: [UInt8], _ count: Int) -> Int? {
-        guard count >= 4 else { return nil }
-        for i in 3..<count where b[i] == 0x0A && b[i - 1] == 0x0D && b[i - 2] == 0x0A && b[i - 3] == 0x0D { return i + 1 }
-        return nil
-    }
-
-    private static func contentLength(_ head: ArraySlice<UInt8>) -> Int {
-        for line in String(decoding: head, as: UTF8.self).split(separator: "\r\n") {
-            let parts = line.split(separator: ":", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "content-length" {
-                return Int(parts[1].trimmingCharacters(in: .whitespaces)) ?? 0
-            }
-        }
-        return 0
-    }
 }
 
 /// A volt-vmm with stdout and stderr on pipes, both read by a thread of its own that notes
@@ -227,7 +163,7 @@ struct APIBench {
             print("round trip: \(requests) requests per row against `volt-vmm run --api-sock S` waiting for InstanceStart, in \(rounds) rounds"
                   + " (rows taking turns, \(Self.warmupRequests) uncounted first); time = write of the request to the last byte of the answer")
             print("  connection per request = APIServer.HTTPClient.request (connect, request with Connection: close, answer, close);"
-                  + " keep-alive = one connection per row and round, a blocking write/read loop")
+                  + " keep-alive = one APIServer.HTTPConnection per row and round")
         }
         if runs > 0 {
             print("start: \(runs) runs each, alternating (who goes first alternates too), 1 uncounted each first; guest \(guestPath),"
@@ -269,13 +205,12 @@ struct APIBench {
         let rows = RoundTripRow.rows
         var samples = [[UInt64]](repeating: [], count: rows.count)
         func slice(_ row: RoundTripRow, count: Int, into out: inout [UInt64]) throws {
-            let connection = row.keepAlive ? try KeepAliveConnection(socketPath: socket) : nil
-            let wire = row.wire
+            let connection = row.keepAlive ? try HTTPConnection(socketPath: socket) : nil
             for _ in 0..<count {
                 let t0 = now()
                 let status: Int
                 if let connection {
-                    status = try connection.exchange(wire)
+                    status = try connection.request(method: row.method, path: row.path, body: row.body).status
                 } else {
                     status = try HTTPClient.request(socketPath: socket, method: row.method, path: row.path, body: row.body).status
                 }
