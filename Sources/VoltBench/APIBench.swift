@@ -140,6 +140,8 @@ struct APIBench {
     static let memoryMiB = 128
     static let warmupRequests = 100
     static let marker = "VOLT-GUEST hello: ok"
+    /// volt-vmm run's default, given to both: PUT /boot-source's default is Firecracker's.
+    static let cmdline = "console=ttyS0 reboot=k panic=-1"
 
     func run() throws {
         guard access(volt, X_OK) == 0 else { throw BenchError("\(volt) not found: build it first (swift build -c release)") }
@@ -167,9 +169,9 @@ struct APIBench {
         }
         if runs > 0 {
             print("start: \(runs) runs each, alternating (who goes first alternates too), 1 uncounted each first; guest \(guestPath),"
-                  + " \(Self.memoryMiB) MiB, 1 vCPU, the default cmdline")
-            print("  flags = `volt-vmm run --kernel G --memory \(Self.memoryMiB) --vcpus 1`; API = `volt-vmm run --api-sock S`, then"
-                  + " PUT /boot-source, PUT /machine-config, PUT /actions InstanceStart (HTTPClient) once its log says the socket listens")
+                  + " \(Self.memoryMiB) MiB, 1 vCPU, cmdline \"\(Self.cmdline)\"")
+            print("  flags = `volt-vmm run --kernel G --cmdline C --memory \(Self.memoryMiB) --vcpus 1`; API = `volt-vmm run --api-sock S`, then"
+                  + " PUT /boot-source (boot_args C), PUT /machine-config, PUT /actions InstanceStart (HTTPClient) once its log says the socket listens")
             print("  times from just before the exec (Process.run) to: the socket listening, the InstanceStart 204, the first line on stdout")
         }
         print("")
@@ -239,7 +241,7 @@ struct APIBench {
     private func measureStarts(work: String, guest: String) throws -> [String: [UInt64]] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
-        let bootSource = Array(try encoder.encode(["kernel_image_path": guest]))
+        let bootSource = Array(try encoder.encode(["kernel_image_path": guest, "boot_args": Self.cmdline]))
         var out: [String: [UInt64]] = [:]
         var n = 0
         fputs("  start:", stderr)
@@ -256,7 +258,7 @@ struct APIBench {
     }
 
     private func startByFlags(guest: String) throws -> [String: UInt64] {
-        let vmm = try spawn(["run", "--kernel", guest, "--memory", "\(Self.memoryMiB)", "--vcpus", "1"])
+        let vmm = try spawn(["run", "--kernel", guest, "--cmdline", Self.cmdline, "--memory", "\(Self.memoryMiB)", "--vcpus", "1"])
         let cleanup = Cleanup.shared.add { vmm.child.stop() }
         defer { Cleanup.shared.run(cleanup) }
         let line = try vmm.firstLine()
