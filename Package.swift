@@ -23,7 +23,8 @@ let package = Package(
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         // libhttp-parser 2.9.4 (apt: libhttp-parser-dev) frames the API's HTTP/1.1. No .pc
-        // file ships with it, so the modulemap links it by name.
+        // file ships with it, so the modulemap links it by name: its static archive
+        // (no runtime dependency on libhttp-parser2.9).
         .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
         // HTTP/1.1 over a Unix socket for the Firecracker-compatible API: server (one
         // poll(2) loop, no files or sockets created once it runs) and a tiny client.
@@ -112,12 +113,13 @@ let package = Package(
             name: "NetWorkerTests",
             dependencies: ["NetWorker", "Sandbox", "NetTestShim", "IPC", "VirtioCore", "CShim", "VoltTestSupport", .product(name: "SystemPackage", package: "swift-system")]
         ),
-        // Device benchmarks (tooling, never shipped): volt-blk-worker vs qemu-storage-daemon
-        // vs raw host I/O, volt-net-worker vs a bare TAP loop. Foundation is fine here.
+        // Benchmarks (tooling, never shipped): volt-blk-worker vs qemu-storage-daemon vs raw
+        // host I/O, volt-net-worker vs a bare TAP loop, the API's round trip and start
+        // (volt-vmm driven through APIServer's client). Foundation is fine here.
         .executableTarget(
             name: "VoltBench",
             dependencies: [
-                "TestFrontend", "IPC", "VirtioCore", "CShim", "NetTestShim",
+                "TestFrontend", "IPC", "VirtioCore", "CShim", "NetTestShim", "APIServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

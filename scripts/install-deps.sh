@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   gcc make                                   # test guests, C shim
   libseccomp-dev libcap-dev                  # worker sandboxing
-  libhttp-parser-dev                         # HTTP/1.1 framing of the API socket (APIServer)
+  libhttp-parser-dev                         # HTTP/1.1 framing of the API socket (APIServer; its .a is linked in)
   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils lz4   # guest kernel build
   busybox-static e2fsprogs                   # test initramfs and ext4 images
   qemu-system-x86 qemu-system-common qemu-utils   # QEMU peers: TCG frontend, storage daemon, benchmarks

@@ -270,8 +270,7 @@ struct BlockBench {
         guard QemuStorageDaemon.executable != nil else {
             throw BenchError("qemu-storage-daemon is not on PATH (Debian: apt install qemu-system-common)")
         }
-        let work = try makeTemporaryDirectory()
-        Cleanup.shared.add { try? FileManager.default.removeItem(atPath: work) }
+        let work = try makeWorkDirectory()
 
         // The image: ours (filled with pseudo-random data) or the caller's.
         let image: String
@@ -362,12 +361,6 @@ struct BlockBench {
         }
         print(table.render())
         fflush(stdout)
-    }
-
-    private func makeTemporaryDirectory() throws -> String {
-        var template = Array("/tmp/volt-bench-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&template) else { throw BenchError("mkdtemp failed: errno \(errno)") }
-        return String(cString: p)
     }
 
     /// Creates `path` with `bytes` of pseudo-random data (every block allocated, no holes).

@@ -263,10 +263,7 @@ struct NetBench {
         }
         let ns = try BenchNamespace(taps: ["vb0", "vb1"] + (baseWorker == nil ? [] : ["vb2"]))
         defer { ns.delete() }
-        var template = Array("/tmp/volt-bench-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&template) else { throw BenchError("mkdtemp failed: errno \(errno)") }
-        let work = String(cString: p)
-        Cleanup.shared.add { try? FileManager.default.removeItem(atPath: work) }
+        let work = try makeWorkDirectory()
 
         // Workers are stopped before the namespace is deleted.
         var workerCleanups: [Int] = []

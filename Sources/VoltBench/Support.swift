@@ -55,20 +55,25 @@ final class Cleanup: @unchecked Sendable {
     }
 }
 
-/// A spawned helper (worker, daemon, `ip`), output to a log file. `stop()` sends SIGTERM,
-/// then SIGKILL after 3 s.
+/// A spawned helper (worker, daemon, `ip`, volt-vmm), output to a log file or to the given
+/// pipes. `stop()` sends SIGTERM, then SIGKILL after 3 s.
 final class Child {
     let process = Process()
     let name: String
 
-    init(_ path: String, _ arguments: [String], log: String) throws {
-        name = (path as NSString).lastPathComponent
+    convenience init(_ path: String, _ arguments: [String], log: String) throws {
         FileManager.default.createFile(atPath: log, contents: nil)
         guard let handle = FileHandle(forWritingAtPath: log) else { throw BenchError("cannot write \(log)") }
+        try self.init(path, arguments, standardOutput: handle, standardError: handle)
+    }
+
+    /// `standardOutput` and `standardError`: a FileHandle or a Pipe, as Process takes them.
+    init(_ path: String, _ arguments: [String], standardOutput: Any, standardError: Any) throws {
+        name = (path as NSString).lastPathComponent
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
-        process.standardOutput = handle
-        process.standardError = handle
+        process.standardOutput = standardOutput
+        process.standardError = standardError
         process.standardInput = FileHandle.nullDevice
         try process.run()
     }
@@ -128,6 +133,15 @@ func waitForSocket(_ path: String, child: Child, timeout: Double = 30) throws {
     }
 }
 
+/// A fresh folder under /tmp for this run's sockets and logs, removed by `Cleanup`.
+func makeWorkDirectory() throws -> String {
+    var template = Array("/tmp/volt-bench-XXXXXX".utf8CString)
+    guard let p = mkdtemp(&template) else { throw BenchError("mkdtemp failed: errno \(errno)") }
+    let work = String(cString: p)
+    Cleanup.shared.add { try? FileManager.default.removeItem(atPath: work) }
+    return work
+}
+
 /// The folder holding this executable (the worker binaries are built next to it).
 func executableDirectory() -> String {
     var buffer = [CChar](repeating: 0, count: 4096)
@@ -167,10 +181,7 @@ struct Measurement {
         latencies.isEmpty ? .nan : Double(latencies.reduce(0, +)) / Double(latencies.count) / 1000
     }
     var p99LatencyUs: Double {
-        guard !latencies.isEmpty else { return .nan }
-        let sorted = latencies.sorted()
-        let i = max(0, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)
-        return Double(sorted[i]) / 1000
+        latencies.isEmpty ? .nan : Double(percentile(latencies.sorted(), 0.99)) / 1000
     }
 
     /// Adds a later, separate run of the same cell (times add up).
@@ -188,6 +199,12 @@ struct Measurement {
         nanoseconds = max(nanoseconds, other.nanoseconds)
         latencies += other.latencies
     }
+}
+
+/// The nearest-rank percentile `p` (0...1) of `sorted` (ascending, not empty): the
+/// smallest value at or above which a fraction `p` of the values lie.
+func percentile(_ sorted: [UInt64], _ p: Double) -> UInt64 {
+    sorted[min(sorted.count - 1, max(0, Int((Double(sorted.count) * p).rounded(.up)) - 1))]
 }
 
 /// A Markdown table with padded columns (pastes into a README as is).

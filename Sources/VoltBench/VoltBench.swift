@@ -7,8 +7,8 @@ import Foundation
 struct VoltBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "volt-bench",
-        abstract: "Device benchmarks: volt-blk-worker and volt-net-worker against qemu-storage-daemon, raw host I/O and a bare TAP.",
-        subcommands: [Blk.self, Net.self])
+        abstract: "Device benchmarks: volt-blk-worker and volt-net-worker against qemu-storage-daemon, raw host I/O and a bare TAP; the API's round trip and start.",
+        subcommands: [Blk.self, Net.self, Api.self])
 
     struct Blk: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -67,6 +67,44 @@ struct VoltBench: ParsableCommand {
             defer { Cleanup.shared.runAll() }
             try NetBench(seconds: seconds, frameSizes: sizes, mergeable: !noMrgRxbuf, eventIdx: eventIdx, rounds: rounds, peerCPU: peerCpu,
                          baseWorker: vsWorker).run()
+        }
+    }
+
+    struct Api: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The Firecracker-compatible API: round trip against a waiting volt-vmm, and exec → guest line configured by API vs by flags.")
+
+        @Option(help: "volt-vmm binary (default: the one next to volt-bench).") var volt: String?
+        @Option(help: "The guest to start (prints one line and resets).") var guest = "guests/out/hello.elf"
+        @Option(help: "Requests per round-trip row (0: no round-trip rows).") var requests = 10_000
+        @Option(help: "Split each round-trip row into this many slices, the rows taking turns.") var rounds = 4
+        @Option(help: "Starts of each kind, alternating (0: no start rows).") var runs = 30
+        @Option(help: "A,B: volt-bench's requests on CPU A, volt-vmm on CPU B (0,0: the same CPU; 0,1: across CPUs).")
+        var cpus: String?
+
+        func validate() throws {
+            guard requests >= 0, runs >= 0, rounds >= 1, requests + runs > 0 else {
+                throw ValidationError("--requests ≥ 0, --runs ≥ 0 (not both 0) and --rounds ≥ 1 please")
+            }
+            guard requests == 0 || requests >= rounds else { throw ValidationError("--requests: at least one per round") }
+            _ = try pinning()
+        }
+
+        func pinning() throws -> (client: Int32, vmm: Int32)? {
+            guard let cpus else { return nil }
+            let n = Int32(ProcessInfo.processInfo.activeProcessorCount)
+            let parts = cpus.split(separator: ",").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 2, parts.allSatisfy({ (0..<n).contains($0) }) else {
+                throw ValidationError("--cpus A,B: two CPU numbers from 0 to \(n - 1)")
+            }
+            return (parts[0], parts[1])
+        }
+
+        func run() throws {
+            Cleanup.shared.installSignalHandlers()
+            defer { Cleanup.shared.runAll() }
+            try APIBench(volt: volt ?? executableDirectory() + "/volt-vmm", guest: guest, requests: requests, rounds: rounds,
+                         runs: runs, cpus: try pinning()).run()
         }
     }
 }
