@@ -15,12 +15,19 @@ public final class Background: @unchecked Sendable {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        DispatchQueue.global().async(group: group) { [self] in
-            while case let chunk = out.fileHandleForReading.availableData, !chunk.isEmpty { lock.withLock { outData.append(chunk) } }
-        }
-        DispatchQueue.global().async(group: group) { [self] in
-            while case let chunk = err.fileHandleForReading.availableData, !chunk.isEmpty { lock.withLock { errData.append(chunk) } }
-        }
+        // A thread of its own per pipe: reads block until the program ends, and blocked
+        // work on Dispatch's global pool starves other readers when several programs run.
+        readOnThread(out) { [self] chunk in lock.withLock { outData.append(chunk) } }
+        readOnThread(err) { [self] chunk in lock.withLock { errData.append(chunk) } }
+    }
+
+    private func readOnThread(_ pipe: Pipe, _ append: @escaping @Sendable (Data) -> Void) {
+        group.enter()
+        let group = self.group
+        Thread {
+            while case let chunk = pipe.fileHandleForReading.availableData, !chunk.isEmpty { append(chunk) }
+            group.leave()
+        }.start()
     }
 
     public var stdout: String { lock.withLock { String(decoding: outData, as: UTF8.self) } }

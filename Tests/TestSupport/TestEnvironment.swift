@@ -98,11 +98,13 @@ public enum TestEnvironment {
         try process.run()
         let collected = Collected()
         let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) {
-            while case let chunk = out.fileHandleForReading.availableData, !chunk.isEmpty { collected.append(stdout: chunk) }
-        }
-        DispatchQueue.global().async(group: group) {
-            while case let chunk = err.fileHandleForReading.availableData, !chunk.isEmpty { collected.append(stderr: chunk) }
+        // Threads of their own, as in Background: blocking reads must not starve Dispatch's pool.
+        for (pipe, append) in [(out, collected.append(stdout:)), (err, collected.append(stderr:))] {
+            group.enter()
+            Thread {
+                while case let chunk = pipe.fileHandleForReading.availableData, !chunk.isEmpty { append(chunk) }
+                group.leave()
+            }.start()
         }
         var pendingInput = stdin
         if inputAfter == nil, let text = pendingInput {
