@@ -163,7 +163,10 @@ import VoltTestSupport
         ("GET", "/nothing", "", "Invalid request method and/or path: GET /nothing."),
         ("DELETE", "/drives/a", "", "Invalid request method and/or path"),
         ("PUT", "/balloon", #"{"amount_mib": 1, "deflate_on_oom": true}"#, "no balloon support"),
-        ("PUT", "/snapshot/create", #"{"snapshot_path": "s", "mem_file_path": "m"}"#, "snapshots"),
+        ("PUT", "/snapshot/create", #"{"snapshot_path": "s", "mem_file_path": "m"}"#, "needs a started microVM"),
+        ("PUT", "/snapshot/create", #"{"snapshot_path": "s"}"#, "mem_file_path: required"),
+        ("PUT", "/snapshot/load", #"{"snapshot_path": "s", "mem_backend": {"backend_type": "Uffd", "backend_path": "u"}}"#, "only File"),
+        ("PUT", "/snapshot/load", #"{"snapshot_path": "s", "mem_file_path": "m", "enable_diff_snapshots": true}"#, "full snapshots only"),
     ])
     func badRequestsAreFaultsNamingTheProblem(_ method: String, _ path: String, _ body: String, _ message: String) throws {
         let f = try Fixture()
