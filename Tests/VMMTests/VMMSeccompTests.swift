@@ -136,4 +136,20 @@ import Sandbox
         #expect(Sandbox.allowedSyscallCount(rules) == 26, "the figure docs/security.md reports")
         #expect(rules.count == 29, "filter entries")
     }
+
+    /// The snapshot thread creates files, but only new ones, write-only (Landlock keeps
+    /// them beneath --snapshot-dir); it cannot read a file, exec, connect or kill.
+    @Test func snapshotPolicyCreatesOnlyNewFiles() {
+        let rules = VMMSeccompPolicy.snapshot(vmFD: 9)
+        #expect(Sandbox.unknownSyscalls(rules).isEmpty && rules.allSatisfy { !$0.why.isEmpty })
+        let names = Set(rules.filter(\.allows).map(\.syscall))
+        for forbidden in ["open", "openat2", "socket", "connect", "execve", "execveat", "fork", "vfork", "clone", "clone3",
+                          "kill", "mount", "ptrace", "pread64", "readv"] {
+            #expect(!names.contains(forbidden), "\(forbidden) is not for the snapshot thread")
+        }
+        let opens = rules.filter { $0.syscall == "openat" && $0.allows }
+        #expect(opens.count == 1 && opens[0].conditions == [Arg(2) == UInt64(O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC)], "\(opens)")
+        #expect(Sandbox.allowedSyscallCount(rules) == 33, "the figure docs/security.md reports")
+        #expect(rules.count == 47, "filter entries")
+    }
 }
