@@ -13,11 +13,11 @@ struct FirecrackerCommand: ParsableCommand {
         discussion: """
         Accepted and used: --api-sock, --config-file, --no-api, --id, --level, --log-path,
         --show-level, --show-log-origin, --metrics-path, --http-api-max-payload-size,
-        --no-seccomp, --version. Accepted and ignored (said so in the log): --boot-timer
+        --no-seccomp, --describe-snapshot, --version. Accepted and ignored (said so in the log): --boot-timer
         (volt-vmm's boot-timer port 0x440 is always there), --seccomp-filter (volt-vmm
         always loads its own per-thread filters; --no-seccomp turns them off),
         --start-time-us, --start-time-cpu-us, --parent-cpu-time-us, --mmds-size-limit,
-        --module. Refused: --describe-snapshot and --enable-pci (not supported).
+        --module. Refused: --enable-pci (not supported).
         """)
 
     @Option(help: "Path of the API socket (mode 0600; refused if a live one is there).")
@@ -60,10 +60,17 @@ struct FirecrackerCommand: ParsableCommand {
     @Option(help: .hidden) var parentCpuTimeUs: String?
     @Option(help: .hidden) var mmdsSizeLimit: String?
     @Option(help: .hidden) var module: String?
-    @Option(help: .hidden) var describeSnapshot: String?
+    @Option(help: "Print the data format version of a snapshot state file and exit.") var describeSnapshot: String?
     @Flag(help: .hidden) var enablePci = false
 
     func run() throws {
+        if let describeSnapshot {
+            do { print("v\(try SnapshotFormat.version(ofStateFile: describeSnapshot)).0.0") } catch {
+                fputs("volt-vmm: \(error)\n", stderr)
+                throw ExitCode(ExitStatus.code(for: error))
+            }
+            return
+        }
         if version {
             print("Firecracker v\(VMController.firecrackerAPIVersion) (volt-vmm \(VMController.vmmVersion), Firecracker-compatible)")
             return
@@ -83,7 +90,6 @@ struct FirecrackerCommand: ParsableCommand {
     static let firecrackerDefaultCmdline = "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 
     func runner() throws -> APIRunner {
-        guard describeSnapshot == nil else { throw RunUsageError.unsupportedFlag("--describe-snapshot", "snapshots are not available in this volt-vmm yet") }
         guard !enablePci else { throw RunUsageError.unsupportedFlag("--enable-pci", "volt-vmm's devices are virtio-mmio, there is no PCI") }
         guard LogSetup.firecrackerLevel(level) != nil else { throw RunUsageError.badLevel(level) }
         guard (1024...(16 << 20)).contains(httpApiMaxPayloadSize) else {

@@ -204,6 +204,8 @@ import VoltTestSupport
             }
         }
         try refused("cpu", state: Data(try SnapshotFile.encode(parsed)), "lacks")
+        let described = try TestEnvironment.runVMM(["firecracker", "--describe-snapshot", snapshot + "/state"], timeout: 10)
+        #expect(described.status == 0 && described.stdout == "v\(SnapshotFile.version).0.0\n", "\(described.stdout)")
         let missing = try TestEnvironment.runVMM(["run", "--restore", dir.appendingPathComponent("nothing-here").path], timeout: 30)
         #expect(missing.status == 2 && missing.stderr.contains("nothing-here/state"), "\(missing.stderr)")
     }

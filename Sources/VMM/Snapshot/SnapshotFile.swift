@@ -80,3 +80,16 @@ enum SnapshotFile {
         return value
     }
 }
+
+/// For `firecracker --describe-snapshot`: the format version a state file was written in.
+public enum SnapshotFormat {
+    public static func version(ofStateFile path: String) throws(SnapshotError) -> UInt32 {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .file(path: path, operation: "open", Errno(rawValue: errno)) }
+        defer { close(fd) }
+        var header = [UInt8](repeating: 0, count: SnapshotFile.headerSize)
+        let n = header.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n == SnapshotFile.headerSize, Array(header[0..<8]) == SnapshotFile.magic else { throw .notASnapshot(path: path) }
+        return UInt32(header[8]) | UInt32(header[9]) << 8 | UInt32(header[10]) << 16 | UInt32(header[11]) << 24
+    }
+}
