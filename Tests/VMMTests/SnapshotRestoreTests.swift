@@ -261,4 +261,34 @@ import VoltTestSupport
         #expect(Self.counts(fresh.stdout).first?.count == last + 1)
         #expect(fresh.call("PUT", "/snapshot/load", #"{"snapshot_path": "x", "mem_file_path": "y"}"#).fault.contains("after the microVM started"))
     }
+
+    /// Real Linux where this host allows: the kernel gets as far as its early boot log
+    /// (then KVM's emulator fails on PVM). Snapshotted after its banner and restored in a
+    /// new process, it prints exactly what the original printed after that point, up to
+    /// the same failure.
+    @Test func linuxAtItsBannerPrintsTheSameNextLinesAfterARestore() throws {
+        guard TestEnvironment.require(TestEnvironment.kvmUsable, "/dev/kvm usable"),
+              TestEnvironment.require(TestEnvironment.storedKernel("vmlinux") != nil, "a stored kernel (volt-vmm kernel build)") else { return }
+        let vmlinux = TestEnvironment.storedKernel("vmlinux")!
+        let dir = try makeTemporaryDirectory("snap-linux")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let vm = try APIVM(socket: apiSocketPath("linux"), arguments: ["--kernel", vmlinux, "--memory", "256", "--snapshot-dir", dir.path])
+        defer { vm.process.stop() }
+        #expect(vm.ready() && vm.process.waitFor("Linux version 6.1", timeout: 60), "\(vm.stdout.suffix(500)) \(vm.stderr)")
+        #expect(vm.call("PATCH", "/vm", #"{"state": "Paused"}"#).status == 204)
+        usleep(300_000)
+        let printed = vm.stdout.utf8.count
+        let snapshot = dir.appendingPathComponent("snap").path
+        let r = try TestEnvironment.runVMM(["snapshot", "--api-sock", vm.socket, snapshot], timeout: 60)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(vm.call("PATCH", "/vm", #"{"state": "Resumed"}"#).status == 204)
+        _ = vm.exitStatus(timeout: 120)   // on this host: KVM's emulation failure, exit 1
+        let after = String(decoding: Array(vm.stdout.utf8).dropFirst(printed), as: UTF8.self)
+
+        let restored = try TestEnvironment.runVMM(["run", "--restore", snapshot], timeout: 120)
+        #expect(!restored.timedOut)
+        #expect(after.split(whereSeparator: \.isNewline).count >= 20, "the original printed on after the snapshot: \(after.prefix(300)) stderr: \(vm.stderr.suffix(500))")
+        #expect(restored.stdout == after, "restored: \(restored.stdout.prefix(300)) — original after the snapshot: \(after.prefix(300))")
+        #expect(restored.status == vm.process.process.terminationStatus, "the same end: \(restored.stderr.suffix(300))")
+    }
 }
