@@ -7,8 +7,8 @@ import Foundation
 struct VoltBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "volt-bench",
-        abstract: "Device benchmarks: volt-blk-worker and volt-net-worker against qemu-storage-daemon, raw host I/O and a bare TAP; the API's round trip and start.",
-        subcommands: [Blk.self, Net.self, Api.self])
+        abstract: "Device benchmarks: volt-blk-worker and volt-net-worker against qemu-storage-daemon, raw host I/O and a bare TAP; the API's round trip and start; snapshot create and restore.",
+        subcommands: [Blk.self, Net.self, Api.self, Snapshot.self])
 
     struct Blk: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -105,6 +105,38 @@ struct VoltBench: ParsableCommand {
             defer { Cleanup.shared.runAll() }
             try APIBench(volt: volt ?? executableDirectory() + "/volt-vmm", guest: guest, requests: requests, rounds: rounds,
                          runs: runs, cpus: try pinning()).run()
+        }
+    }
+
+    struct Snapshot: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Snapshot create, restore vs cold boot (light and fully touched guests), and many restores of one snapshot at once.")
+
+        @Option(help: "volt-vmm binary (default: the one next to volt-bench).") var volt: String?
+        @Option(help: "The guest (counts and checksums memory; counter.touch_mib writes N MiB first).") var guest = "guests/out/counter.elf"
+        @Option(help: "Guest memory sizes in MiB, comma separated (each: a light and a fully touched snapshot).")
+        var memory = "128,1024"
+        @Option(help: "Snapshots created, and starts of each kind (restore, cold boot) per snapshot.") var runs = 10
+        @Option(help: "Restores of the first light snapshot started at once (0: none).") var clones = 20
+
+        func sizes() throws -> [Int] {
+            let sizes = memory.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !sizes.isEmpty, sizes.allSatisfy({ (64...65536).contains($0) }) else {
+                throw ValidationError("--memory: sizes in MiB from 64 to 65536, comma separated, e.g. 128,1024")
+            }
+            return sizes
+        }
+
+        func validate() throws {
+            _ = try sizes()
+            guard runs >= 1, clones >= 0 else { throw ValidationError("--runs ≥ 1 and --clones ≥ 0 please") }
+        }
+
+        func run() throws {
+            Cleanup.shared.installSignalHandlers()
+            defer { Cleanup.shared.runAll() }
+            try SnapshotBench(volt: volt ?? executableDirectory() + "/volt-vmm", guest: guest, memories: try sizes(), runs: runs,
+                              clones: clones).run()
         }
     }
 }
