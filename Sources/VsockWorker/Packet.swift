@@ -115,6 +115,7 @@ extension VsockHeader {
     /// (header included), `guestCID` the device's. Cheap checks only; the connection's
     /// state decides the rest.
     func validate(readable: UInt32, guestCID: UInt64) throws(VsockPacketError) {
+        guard readable >= UInt32(Self.size) else { throw .shortHeader(readable: readable) }
         guard srcCID == guestCID else { throw .wrongSourceCID(srcCID, expected: guestCID) }
         guard dstCID == Self.hostCID else { throw .wrongDestinationCID(dstCID) }
         guard type == VsockType.stream else { throw .unsupportedType(type) }
