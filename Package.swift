@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "volt-blk-worker", targets: ["BlockWorker"]),
         .executable(name: "volt-net-worker", targets: ["NetWorker"]),
         .executable(name: "volt-rng-worker", targets: ["EntropyWorker"]),
+        .executable(name: "volt-vsock-worker", targets: ["VsockWorker"]),
         .executable(name: "volt-bench", targets: ["VoltBench"]),
     ],
     dependencies: [
@@ -93,6 +94,15 @@ let package = Package(
         .executableTarget(
             name: "EntropyWorker",
             dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", "WorkerCore"]
+        ),
+        // vhost-user-vsock worker with Firecracker's host-side Unix-socket protocol.
+        .executableTarget(
+            name: "VsockWorker",
+            dependencies: ["CShim", "IPC", "Sandbox", "VirtioCore", "WorkerCore"]
+        ),
+        .testTarget(
+            name: "VsockWorkerTests",
+            dependencies: ["VsockWorker", "WorkerCore", "IPC", "VirtioCore", "Sandbox", "CShim", "TestFrontend", "VoltTestSupport"]
         ),
         .testTarget(
             name: "IPCTests",

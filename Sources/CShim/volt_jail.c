@@ -58,6 +58,22 @@ int volt_enter_empty_root(const char *mount_point) {
     return 1;
 }
 
+int volt_enter_directory_root(const char *dir) {
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return -errno;
+    if (mount(dir, dir, NULL, MS_BIND, NULL) < 0) return -errno;
+    // A bind mount takes its flags only on a remount.
+    if (mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) return -errno;
+    if (chdir(dir) < 0) return -errno;
+    if (syscall(SYS_pivot_root, ".", ".") == 0) {
+        if (umount2(".", MNT_DETACH) < 0) return -errno;
+        if (chdir("/") < 0) return -errno;
+        return 0;
+    }
+    if (chroot(".") < 0) return -errno;
+    if (chdir("/") < 0) return -errno;
+    return 1;
+}
+
 int volt_set_rlimit(int resource, uint64_t cur, uint64_t max) {
     struct rlimit old, rl;
     if (getrlimit(resource, &old) < 0) return -errno;

@@ -162,4 +162,20 @@ int volt_recvmsg_fds(int sock, void *buf, size_t len, int *fds, int *nfds) {
     *nfds = count;
     return (int)n;
 }
+int volt_unix_connect_nonblocking(const char *path) {
+    struct sockaddr_un addr;
+    int r = fill_addr(&addr, path);
+    if (r < 0) return r;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    while (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int volt_shutdown_write(int fd) { return ret(shutdown(fd, SHUT_WR)); }
 #endif

@@ -5,7 +5,7 @@ import Synchronization
 /// minus the device). Parsed by volt-vmm (to reject bad ones before spawning) and again
 /// by the worker that injects it.
 public struct FaultSpec: Equatable, Sendable {
-    public enum Device: String, Sendable { case block = "blk", net, entropy = "rng" }
+    public enum Device: String, Sendable { case block = "blk", net, entropy = "rng", vsock }
 
     public enum Kind: Equatable, Sendable {
         /// Exit abruptly (`_exit(99)`) after `after` completed requests/packets.
@@ -50,6 +50,7 @@ public struct FaultSpec: Equatable, Sendable {
         case .block: return "crash,after=N | delay,ms=D | eio,rate=P | eio,sectors=A-B | syscall"
         case .net: return "crash,after=N | drop,percent=P | corrupt,percent=P | syscall"
         case .entropy: return "crash,after=N | delay,ms=D | zero,percent=P | syscall"
+        case .vsock: return "crash,after=N | syscall"
         }
     }
 

@@ -12,6 +12,10 @@ public struct SandboxPlan: Sendable {
     /// The complete seccomp allowlist (BasePolicy + the device's rules).
     public var seccomp: [SeccompRule]
     public var seccompMode: SeccompMode = .kill
+    /// nil: an empty read-only tmpfs is the root. A directory (absolute, resolved): a
+    /// read-only bind mount of it is the root instead, so the worker reaches that
+    /// directory's entries by path and nothing else (vsock: `<uds_path>_P` sockets).
+    public var rootDirectory: String?
 
     public init(maxOpenFiles: UInt64, maxFileSize: UInt64?, seccomp: [SeccompRule]) {
         self.maxOpenFiles = maxOpenFiles; self.maxFileSize = maxFileSize; self.seccomp = seccomp
@@ -101,8 +105,13 @@ public enum Sandbox {
         }
 
         // 3. An empty, read-only tmpfs as the root directory; the host's tree is detached.
-        var root = volt_enter_empty_root("/tmp")
-        if root == -ENOENT || root == -ENOTDIR { root = volt_enter_empty_root("/") }
+        var root: CInt
+        if let dir = plan.rootDirectory {
+            root = volt_enter_directory_root(dir)
+        } else {
+            root = volt_enter_empty_root("/tmp")
+            if root == -ENOENT || root == -ENOTDIR { root = volt_enter_empty_root("/") }
+        }
         if root < 0 { throw .root(errno: -root) }
         report.root = root == 0 ? "pivot_root" : "chroot"
 

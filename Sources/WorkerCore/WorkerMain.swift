@@ -68,6 +68,7 @@ public enum WorkerMain {
                                                                           queues: backend.queueCount),
                                    maxFileSize: WorkerPolicy.maxFileSize(device: needs), seccomp: rules)
             plan.seccompMode = arguments.sandbox.seccompLogOnly ? .log : .kill
+            plan.rootDirectory = needs.rootDirectory
             do { _ = try Sandbox.apply(plan) } catch { fail(error.description, status: 1) }
             if arguments.sandbox.probe { SandboxProbe.run() }
         }

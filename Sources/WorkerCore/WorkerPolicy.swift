@@ -10,9 +10,12 @@ public struct DeviceSandbox {
     public var heldFDs: Int
     /// RLIMIT_FSIZE: nil = unlimited (a disk image grows), 0 = the worker writes no file.
     public var maxFileSize: UInt64?
+    /// The jail's root: nil = empty (every worker but vsock), else a read-only bind of
+    /// this directory (`SandboxPlan.rootDirectory`).
+    public var rootDirectory: String?
 
-    public init(seccomp: [SeccompRule], heldFDs: Int, maxFileSize: UInt64?) {
-        self.seccomp = seccomp; self.heldFDs = heldFDs; self.maxFileSize = maxFileSize
+    public init(seccomp: [SeccompRule], heldFDs: Int, maxFileSize: UInt64?, rootDirectory: String? = nil) {
+        self.seccomp = seccomp; self.heldFDs = heldFDs; self.maxFileSize = maxFileSize; self.rootDirectory = rootDirectory
     }
 }
 

@@ -25,6 +25,12 @@ int volt_map_self(uint32_t outer_uid, uint32_t outer_gid);
 /// returns 1 instead of 0.
 int volt_enter_empty_root(const char *mount_point);
 
+/// Like volt_enter_empty_root, but the new root is a read-only bind mount (nosuid,
+/// nodev, noexec, not recursive) of the directory `dir`: the jail sees that one
+/// directory's entries and nothing else (vsock: the Unix sockets `<uds_path>_P` it
+/// connects to). 0 with pivot_root, 1 with the chroot fallback.
+int volt_enter_directory_root(const char *dir);
+
 /// setrlimit(resource, {cur, max}), never above the current hard limit; UINT64_MAX is RLIM_INFINITY.
 int volt_set_rlimit(int resource, uint64_t cur, uint64_t max);
 /// Number of threads of the calling process (from /proc/self/task), or -errno.

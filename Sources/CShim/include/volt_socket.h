@@ -35,3 +35,9 @@ int volt_sendmsg_fds(int sock, const void *buf, size_t len, const int *fds, int 
 /// If control data was truncated (too many fds) every received fd is closed, *nfds = 0,
 /// and -VOLT_ECTRUNC is returned. Does not retry EINTR.
 int volt_recvmsg_fds(int sock, void *buf, size_t len, int *fds, int *nfds);
+/// socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC) + one connect to `path`
+/// (vsock: a guest connecting to the host). A Unix stream connect completes at once or
+/// fails (-EAGAIN: the listener's backlog is full); retries EINTR.
+int volt_unix_connect_nonblocking(const char *path);
+/// shutdown(fd, SHUT_WR): the peer reads end-of-file.
+int volt_shutdown_write(int fd);
