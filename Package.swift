@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-let package = Package(
+var package = Package(
     name: "volt-vmm",
     platforms: [.macOS(.v13)],
     products: [
@@ -153,3 +153,20 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// Coverage-guided fuzzing (scripts/fuzz.sh): only when VOLT_FUZZ=1, in its own scratch
+// path, so `swift build` / `swift test` never see these targets. One libFuzzer binary,
+// `volt-fuzz`, holds every target (VOLT_FUZZ_TARGET picks one). Built with
+// -sanitize=fuzzer,address on the command line (every module instrumented).
+if Context.environment["VOLT_FUZZ"] == "1" {
+    package.products = []
+    package.targets = package.targets.filter { $0.type != .test && !["VMMMain", "VoltBench"].contains($0.name) }
+    package.targets.append(
+        .executableTarget(
+            name: "VoltFuzz",
+            dependencies: ["IPC", "VirtioCore", "CShim", .product(name: "SystemPackage", package: "swift-system")],
+            path: "fuzz/Sources/VoltFuzz",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        )
+    )
+}
