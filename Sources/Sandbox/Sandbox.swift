@@ -82,6 +82,7 @@ public enum Sandbox {
         try limit("RLIMIT_CORE", VOLT_RLIMIT_CORE, 0)
         try limit("RLIMIT_NOFILE", VOLT_RLIMIT_NOFILE, plan.maxOpenFiles)
         try limit("RLIMIT_FSIZE", VOLT_RLIMIT_FSIZE, plan.maxFileSize ?? UInt64.max)
+        StartupTrace.mark("jail: rlimits")
         // RLIMIT_NPROC is not set: it counts every process and thread of the real uid on
         // the host (all VMMs and workers of that user), and root ignores it. Seccomp's
         // clone filter is what keeps the worker from starting processes.
@@ -114,6 +115,7 @@ public enum Sandbox {
         }
         if root < 0 { throw .root(errno: -root) }
         report.root = root == 0 ? "pivot_root" : "chroot"
+        StartupTrace.mark("jail: namespaces, empty root")
 
         // 4. No core dumps, no ptrace attach by other processes of the same uid.
         r = volt_set_not_dumpable()
@@ -123,9 +125,11 @@ public enum Sandbox {
         r = volt_set_no_new_privs()
         if r < 0 { throw .noNewPrivs(errno: -r) }
         try Capabilities.dropAll()
+        StartupTrace.mark("jail: no_new_privs, capabilities dropped")
 
         // 6. Landlock: every filesystem, network and scope right the kernel knows, no rule.
         report.landlockABI = try Landlock.restrictEverything()
+        StartupTrace.mark("jail: Landlock")
 
         // 7. Seccomp, last: the steps above use calls the allowlist does not have.
         try Seccomp.load(plan.seccomp, mode: plan.seccompMode)

@@ -31,7 +31,9 @@ enum Seccomp {
             let r = seccomp_rule_add_array(ctx, action, nr, UInt32(args.count), &args)
             guard r == 0 else { throw .seccomp("seccomp_rule_add \(rule)", errno: -r) }
         }
+        StartupTrace.mark("seccomp: rules added (libseccomp)")
         let r = seccomp_load(ctx)
+        StartupTrace.mark("seccomp: BPF generated and loaded (libseccomp)")
         guard r == 0 else { throw .seccomp("seccomp_load", errno: -r) }
     }
 

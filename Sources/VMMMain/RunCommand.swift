@@ -139,10 +139,15 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "With --restore and --api-sock: start with the vCPUs paused (PATCH /vm Resumed runs them).")
     var restorePaused = false
 
+    @Flag(help: "Print each start-up phase in µs on stderr when the VM ends (and each spawned worker's, after its first vhost-user message): since exec when VOLT_TRACE_EXEC_NS holds the parent's CLOCK_MONOTONIC ns from just before execve, else since the process's first constructor.")
+    var traceStartup = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .notice
 
     func run() throws {
+        StartupTrace.mark("arguments parsed")
+        if traceStartup { setenv("VOLT_TRACE_STARTUP", "1", 1) }   // for the workers
         if apiSock != nil || restore != nil {
             do { throw ExitCode(try apiRunner(socket: apiSock).run()) } catch let error as ExitCode { throw error } catch {
                 fputs("volt-vmm: \(error)\n", stderr)
@@ -153,12 +158,15 @@ struct RunCommand: ParsableCommand {
         let logger = LogSetup.logger(level: logLevel)
         do {
             let config = try validatedConfig()
+            StartupTrace.mark("config validated")
             let runtime = try RuntimeDirectory(id: config.vmID)
+            StartupTrace.mark("runtime directory")
             defer { runtime.remove() }
             logger.info("VM \(config.vmID): runtime directory \(runtime.path)")
             var machineConfig = config
             machineConfig.runtimeDirectory = runtime.path
             let outcome = try Machine(config: machineConfig, logger: logger, startNanoseconds: start).run()
+            if traceStartup { StartupTrace.dump(program: "volt-vmm") }
             if case .failure = outcome {
                 logger.error("\(outcome)")
             } else {

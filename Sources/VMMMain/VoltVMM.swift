@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import Sandbox
 
 @main
 struct VoltVMM: ParsableCommand {
@@ -23,6 +24,7 @@ struct VoltVMM: ParsableCommand {
 
     /// Run through a link named `firecracker`, volt-vmm is Firecracker's command line.
     static func main() {
+        StartupTrace.mark("Swift main")
         let arguments = Array(CommandLine.arguments.dropFirst())
         if CommandLine.arguments.first?.split(separator: "/").last == "firecracker" {
             FirecrackerCommand.main(arguments)   // returns only when the command succeeded

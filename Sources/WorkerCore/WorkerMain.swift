@@ -28,6 +28,7 @@ public protocol WorkerProgram {
 /// failure, 2 on a bad command line; every failure is one line on stderr.
 public enum WorkerMain {
     public static func run<P: WorkerProgram>(_: P.Type, arguments raw: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        StartupTrace.mark("Swift main")
         WorkerLog.program = P.name
         let arguments: WorkerArguments<P.Arguments>
         do { arguments = try .parse(raw) } catch { fail(error.description, status: 2) }
@@ -42,6 +43,7 @@ public enum WorkerMain {
         do { page = try arguments.metricsFD.map { try MetricsPage(adopting: FileDescriptor(rawValue: $0)) } } catch {
             fail("--metrics-fd: \(error)", status: 1)
         }
+        StartupTrace.mark("arguments parsed, metrics page mapped")
         let device: any BackendDevice, needs: DeviceSandbox
         do { (device, needs) = try P.makeDevice(arguments) } catch {
             fail("\(error)", status: (error as? any WorkerFailure)?.exitStatus ?? 1)
@@ -49,6 +51,7 @@ public enum WorkerMain {
         let backend: DeviceBackend
         do { backend = try DeviceBackend(device: device, metrics: page) } catch { fail("\(error)", status: 1) }
 
+        StartupTrace.mark("device and backend made")
         let connection: Connection
         do {
             guard let endpoint = arguments.endpoint else { fail("no vhost-user socket (fix: pass --socket-path PATH or --fd N)", status: 2) }
@@ -75,6 +78,7 @@ public enum WorkerMain {
 
         let counters = backend.counters
         do {
+            StartupTrace.mark("sandboxed")
             try backend.start()
             _ = try WorkerThread.start(name: "signals") {
                 let sig = volt_wait_termination_signal()
@@ -86,9 +90,19 @@ public enum WorkerMain {
             }
         } catch { fail("\(error)", status: 1) }
 
+        StartupTrace.mark("queue and signal threads started")
         let handler = BackendRequestHandler(connection: connection, device: backend)
-        if arguments.sandbox.faultForbiddenSyscall {
-            handler.willHandle = { if $0 == .setOwner { SandboxProbe.forbiddenSyscall() } }
+        let faultForbiddenSyscall = arguments.sandbox.faultForbiddenSyscall
+        var traced = !StartupTrace.enabled
+        if !traced || faultForbiddenSyscall {
+            handler.willHandle = { request in
+                if !traced {
+                    traced = true
+                    StartupTrace.mark("first vhost-user message")
+                    StartupTrace.dump(program: P.name)
+                }
+                if faultForbiddenSyscall && request == .setOwner { SandboxProbe.forbiddenSyscall() }
+            }
         }
         do {
             try handler.run()

@@ -1,3 +1,4 @@
+import Sandbox
 import CShim
 
 /// The boot-timer port: the first byte a guest writes here marks "booted", and
@@ -16,6 +17,7 @@ final class BootTimer: PortIODevice {
     }
 
     func write(offset: UInt16, data: UnsafeRawBufferPointer) {
+        StartupTrace.mark("guest: boot-timer port write")
         let elapsed = volt_monotonic_ns() &- startNanoseconds
         report(Double(elapsed) / 1_000_000, data.first ?? 0)
     }

@@ -1,12 +1,18 @@
 import Glibc
+import Sandbox
+import Synchronization
 
 /// The serial console on the host side: transmit bytes to stdout; stdin bytes to the
 /// UART's receive FIFO. A terminal is switched to raw mode (signals kept, so Ctrl-C
 /// still stops the VM) and restored on exit.
 final class Console: @unchecked Sendable {
     private var savedTerminal: termios?
+    private let wroteFirstByte = Atomic<Bool>(false)
 
     func writeByte(_ byte: UInt8) {
+        if !wroteFirstByte.load(ordering: .relaxed), !wroteFirstByte.exchange(true, ordering: .relaxed) {
+            StartupTrace.mark("guest: first serial output byte")
+        }
         var b = byte
         while write(STDOUT_FILENO, &b, 1) < 0 && errno == EINTR {}
     }

@@ -73,19 +73,25 @@ public final class Machine {
     /// Builds the VM and runs it to its end. `onStarted` gets the VM's control once every
     /// thread runs (before the first guest instruction).
     public func run(onStarted: ((MachineControl) -> Void)? = nil) throws -> VMOutcome {
+        StartupTrace.mark("Machine.run")
         let hypervisor = try Hypervisor()
+        StartupTrace.mark("/dev/kvm opened, checked")
         let maxVCPUs = min(hypervisor.maxVCPUs, MPTable.maxCPUs)
         guard (1...maxVCPUs).contains(config.vcpus) else {
             throw MachineError.vcpusUnsupported(requested: config.vcpus, max: maxVCPUs)
         }
         let supportedCPUID = try CPUID.supported(kvmFD: hypervisor.fd)
+        StartupTrace.mark("KVM_GET_SUPPORTED_CPUID")
         let cpuid = try config.restore.map { try $0.cpuid(supported: supportedCPUID, hypervisor: hypervisor) }
             ?? (0..<config.vcpus).map { CPUID.adjust(supportedCPUID, vcpuIndex: UInt32($0), vcpuCount: UInt32(config.vcpus)) }
         let memory = try GuestMemory(size: config.memoryBytes)
+        StartupTrace.mark("guest memory (memfd, mmap)")
         if let restore = config.restore { try restore.loadMemory(into: memory, logger: logger) }
         let vm = try VirtualMachine(hypervisor: hypervisor, memory: memory)
+        StartupTrace.mark("VM created (memory slots, irqchip, PIT)")
         if let restore = config.restore { try vm.restoreState(restore.state.vm) }
         let virtio = try VirtioDevices(specs: config.devices, vmID: config.vmID, vm: vm, memory: memory, logger: logger)
+        StartupTrace.mark("virtio devices (workers spawned, handshakes done)")
         // Workers, TAPs and networkd units go on every way out of here, errors included.
         defer { virtio.shutdown(logger: logger) }
         let cmdline = config.restore?.state.cmdline ?? ([config.cmdline] + virtio.cmdlineAnnouncements).joined(separator: " ")
@@ -94,6 +100,7 @@ public final class Machine {
             ? BootLoader.prepare(memory: memory, kernelPath: config.kernelPath, initrdPath: config.initrdPath, cmdline: cmdline)
             : nil
         if config.restore == nil { try MPTable.write(to: memory, vcpuCount: config.vcpus) }
+        StartupTrace.mark("kernel loaded, MP table")
 
         var vcpus: [VCPU] = []
         for index in 0..<config.vcpus {
@@ -116,6 +123,7 @@ public final class Machine {
             }
             vcpus.append(vcpu)
         }
+        StartupTrace.mark("vCPUs created and set up")
 
         let lifecycle = try Lifecycle()
         let console = Console()
@@ -128,6 +136,7 @@ public final class Machine {
                                        deviceIDs: config.devices.indices.map { config.deviceIDs.indices.contains($0) ? config.deviceIDs[$0] : nil },
                                        msrIndices: try hypervisor.msrIndexList(), xsaveSize: hypervisor.xsaveSize, cmdline: cmdline,
                                        directories: config.snapshotDirectories ?? [])
+        StartupTrace.mark("legacy devices, snapshot source")
         return try start(vcpus: vcpus, vm: vm, devices: devices, virtio: virtio, console: console, lifecycle: lifecycle,
                          snapshots: snapshots, onStarted: onStarted)
     }
@@ -174,9 +183,11 @@ public final class Machine {
         // volt-vmm gives up the file system before its first thread (threads inherit both).
         isPastSetup = true
         let launcher = try virtio.startLauncher(removeAtExit: config.removeAtExit)
+        StartupTrace.mark("launcher forked")
         // Held to the end: its socket closing tells the launcher volt-vmm is gone.
         defer { withExtendedLifetime(launcher) {} }
         try lockDown()
+        StartupTrace.mark("lock-down: Landlock, capabilities dropped")
         if config.probeLockdown { Self.probeLockdown() }
         signal(SIGPIPE, SIG_IGN)
         _ = volt_install_kick_handler(VCPUKick.signal)
@@ -186,11 +197,13 @@ public final class Machine {
             let sig = volt_wait_termination_signal()
             if sig > 0 { lifecycle.finish(.signal(sig)) }
         }
+        StartupTrace.mark("thread: signals")
         console.enterRawModeIfTerminal()
         defer { console.restoreTerminal() }
         _ = try OSThread(name: "volt-console", prepare: { self.filterThread(VMMSeccompPolicy.console(vmFD: vmFD), "console", lifecycle) }) {
             console.pumpInput { serial.enqueueInput($0) }
         }
+        StartupTrace.mark("thread: console")
         let metricsThread = try metrics.map { writer in
             try OSThread(name: "volt-metrics", prepare: { self.filterThread(VMMSeccompPolicy.metrics(), "metrics", lifecycle) }) {
                 [interval = config.metricsIntervalMilliseconds] in
@@ -201,6 +214,7 @@ public final class Machine {
             Supervisor(backends: backends, workers: virtio.workers, lifecycle: lifecycle,
                        policy: self.config.restart, logger: self.logger).run()
         }
+        StartupTrace.mark("thread: supervisor")
         let snapshotThread = try config.snapshotDirectories.map { _ in
             try SnapshotThread(prepare: { self.filterThread(VMMSeccompPolicy.snapshot(vmFD: vmFD), "snapshot", lifecycle) })
         }
@@ -217,6 +231,7 @@ public final class Machine {
                            counters: self.counters, pause: pause).run()
             }
         }
+        StartupTrace.mark("threads: vCPUs")
         logger.info("started \(vcpus.count) vCPU(s), \(config.memoryBytes >> 20) MiB")
         // The main thread's own filter comes last: creating the threads above needs calls it lacks.
         _ = filterThread(VMMSeccompPolicy.main(), "main", lifecycle)   // a failure has finished the VM
@@ -232,6 +247,7 @@ public final class Machine {
             onStarted?(control)
         } else {
             onStarted?(control)
+            StartupTrace.mark("main thread filtered; vCPU gate open")
             gate.open()
         }
         let outcome = lifecycle.wait()

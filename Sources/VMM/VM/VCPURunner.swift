@@ -1,3 +1,4 @@
+import Sandbox
 import CShim
 import Glibc
 import Logging
@@ -17,6 +18,7 @@ struct VCPURunner {
         // takes them); the kick signal must reach this thread to interrupt KVM_RUN.
         _ = volt_unblock_signal(VCPUKick.signal)
         pause.checkpoint(vcpu)   // a VM restored paused parks before its first instruction
+        if vcpu.index == 0 { StartupTrace.mark("vCPU 0: first KVM_RUN") }
         while !lifecycle.isFinished {
             let r = volt_ioctl(vcpu.fd, VOLT_KVM_RUN, nil)
             if r < 0 {
