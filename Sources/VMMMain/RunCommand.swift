@@ -149,7 +149,11 @@ struct RunCommand: ParsableCommand {
         StartupTrace.mark("arguments parsed")
         if traceStartup { setenv("VOLT_TRACE_STARTUP", "1", 1) }   // for the workers
         if apiSock != nil || restore != nil {
-            do { throw ExitCode(try apiRunner(socket: apiSock).run()) } catch let error as ExitCode { throw error } catch {
+            do {
+                let code = try apiRunner(socket: apiSock).run()
+                if traceStartup { StartupTrace.dump(program: "volt-vmm") }
+                throw ExitCode(code)
+            } catch let error as ExitCode { throw error } catch {
                 fputs("volt-vmm: \(error)\n", stderr)
                 throw ExitCode(ExitStatus.code(for: error))
             }
